@@ -1,0 +1,1 @@
+"""Production model serving for scikit-learn models."""

@@ -1,0 +1,140 @@
+"""create_app(settings): wires the lifespan, middleware, error handlers, routers and /metrics."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CollectorRegistry, make_asgi_app
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from serving.cache import InProcessCache, NullCache, PredictionCache
+from serving.errors import (
+    MalformedRequestError,
+    MethodNotAllowedError,
+    RouteNotFoundError,
+    ServingError,
+)
+from serving.logging import configure_logging
+from serving.metrics import ServingMetrics
+from serving.middleware import RequestContextMiddleware
+from serving.openapi import install_model_examples
+from serving.predictor import Predictor
+from serving.registry import ModelRegistry, poll_forever
+from serving.responses import JSONBytes
+from serving.routes import health, models, predict
+from serving.scoring import ThreadScorer
+from serving.settings import Settings, get_settings
+from serving.signing import trusted_keys_from
+from serving.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    metrics = ServingMetrics(CollectorRegistry())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = trusted_keys_from(settings)
+        store = ModelStore(settings.model_dir, keys)
+        registry = ModelRegistry(store, settings.max_extra_versions)
+        await registry.refresh()
+        cache = _build_cache(settings)
+        app.state.settings, app.state.store, app.state.registry = settings, store, registry
+        app.state.predictor = Predictor(
+            registry, cache, ThreadScorer(settings.predict_threads), metrics
+        )
+        log.info("started", extra={"models": sorted(registry.models), "trusted_keys": len(keys)})
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(poll_forever, registry, settings.poll_interval_seconds)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                await cache.aclose()
+
+    app = FastAPIOffline(
+        title="serving",
+        summary="Versioned scikit-learn models over HTTP",
+        lifespan=lifespan,
+        exception_handlers=_EXCEPTION_HANDLERS,
+    )
+    app.include_router(health.router)
+    app.include_router(predict.router)
+    app.include_router(models.router)
+    app.mount("/metrics", make_asgi_app(registry=metrics.registry))
+    install_model_examples(app)
+    _add_middleware(app, settings)
+    return app
+
+
+def _build_cache(settings: Settings) -> PredictionCache:
+    if settings.cache_max_entries == 0:
+        return NullCache()
+    return InProcessCache(
+        settings.cache_max_entries, settings.cache_max_bytes, settings.cache_ttl_seconds
+    )
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Added innermost first: request context ends up outermost, so it sees every answer."""
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "X-Cache"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONBytes({"error": {"code": code, "message": message}}, status, headers)
+
+
+async def _serving_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServingError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return _error(exc.status_code, exc.code, str(exc), headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+    return _error(422, MalformedRequestError.code, problems or "invalid request")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error(404, RouteNotFoundError.code, f"no route {request.url.path}")
+    if exc.status_code == 405:
+        return _error(405, MethodNotAllowedError.code, f"{request.method} is not allowed here")
+    return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return _error(500, "internal_error", "internal error; see the server log")
+
+
+_EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ServingError: _serving_error,
+    RequestValidationError: _validation_error,
+    StarletteHTTPException: _http_error,
+    Exception: _unexpected_error,
+}

@@ -1,0 +1,18 @@
+"""gunicorn configuration used by `serving serve`, in development and in production alike.
+
+Values come from the SERVING_* settings, so the container, the CLI and the tests share them.
+"""
+
+from serving.settings import Settings
+
+_settings = Settings()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "uvicorn_worker.UvicornWorker"
+graceful_timeout = _settings.graceful_timeout_seconds
+timeout = 60  # a worker silent this long is killed and replaced
+keepalive = 5  # seconds; above typical load-balancer idle probes
+accesslog = None  # the app logs one JSON line per request itself
+errorlog = "-"
+loglevel = _settings.log_level

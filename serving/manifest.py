@@ -1,0 +1,100 @@
+"""ModelManifest and the file names of a version folder: the contract with training/."""
+
+import re
+from datetime import datetime
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+MANIFEST_FILE = "manifest.json"
+SIGNATURE_FILE = "signature.json"
+ARTIFACT_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
+
+ArtifactFormat = Literal["joblib", "skops"]
+Task = Literal["classification", "regression"]
+
+
+class Feature(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=256)
+    dtype: Literal["float64", "float32", "int64"] = "float64"
+
+
+class ArtifactInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: ArtifactFormat = "joblib"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @property
+    def file_name(self) -> str:
+        return ARTIFACT_FILES[self.format]
+
+
+class BatchingOverride(BaseModel):
+    """Per-model adaptive batching settings; unset fields fall back to the server's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch_size: int | None = Field(default=None, ge=1)
+    max_delay_ms: float | None = Field(default=None, ge=0)
+
+
+class ModelManifest(BaseModel):
+    """What a version is: its inputs, outputs, provenance and the artifact's checksum.
+
+    `version` is assigned by the registry when the version is published, so it is
+    not covered by the signature (see `signed_payload`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    version: int = Field(default=0, ge=0)  # 0 until published
+    created_at: datetime
+    task: Task
+    features: list[Feature] = Field(min_length=1)
+    n_features: int = Field(ge=1)
+    classes: list[int | str] | None = None
+    has_predict_proba: bool = False
+    accepts_nan: bool = False  # e.g. HistGradientBoosting handles missing values itself
+    metrics: dict[str, float] = {}
+    python_version: str
+    sklearn_version: str
+    numpy_version: str
+    artifact: ArtifactInfo
+    example: list[float] = Field(min_length=1)
+    batching: BatchingOverride | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check_shapes(self) -> "ModelManifest":
+        if self.n_features != len(self.features):
+            raise ValueError(f"n_features is {self.n_features} but {len(self.features)} listed")
+        if len(self.example) != self.n_features:
+            raise ValueError(f"example has {len(self.example)} values, expected {self.n_features}")
+        if len({feature.name for feature in self.features}) != self.n_features:
+            raise ValueError("feature names must be unique")
+        if self.has_predict_proba and self.task != "classification":
+            raise ValueError("only classifiers have predict_proba")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [feature.name for feature in self.features]
+
+    def with_version(self, version: int) -> "ModelManifest":
+        return self.model_copy(update={"version": version})
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+
+
+def signed_payload(manifest: ModelManifest) -> bytes:
+    """Canonical bytes a signature covers: the manifest without its registry-assigned version."""
+    document = manifest.model_dump(mode="json", exclude={"version"})
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

@@ -1,0 +1,101 @@
+"""Pure ASGI middleware: request id, body-size limit, and one JSON log line per request.
+
+Pure ASGI rather than BaseHTTPMiddleware, which adds a task and a stream per request.
+"""
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import BodyTooLargeError
+
+log = logging.getLogger("serving.access")
+REQUEST_ID_HEADER = "x-request-id"
+LOG_FIELDS = "serving.log"  # scope key where routes leave model, version and cache outcome
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        fields: dict[str, Any] = {}
+        scope[LOG_FIELDS] = fields
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        try:
+            if _declared_length(scope) > self.max_body_bytes:
+                await _reject_too_large(self.max_body_bytes, send_with_id)
+                return
+            await self.app(scope, self._limited(receive), send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "request_id": request_id.decode(),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    **fields,
+                },
+            )
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Counts streamed body bytes: a chunked body can't skip the limit."""
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLargeError(_too_large_message(self.max_body_bytes))
+            return message
+
+        return receive_limited
+
+
+def _request_id(scope: Scope) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and _VALID_REQUEST_ID.match(value):
+            return bytes(value)
+    return uuid.uuid4().hex.encode()
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def _too_large_message(limit: int) -> str:
+    return f"request body is larger than {limit} bytes (SERVING_MAX_BODY_BYTES)"
+
+
+async def _reject_too_large(limit: int, send: Send) -> None:
+    error = {"code": BodyTooLargeError.code, "message": _too_large_message(limit)}
+    body = orjson.dumps({"error": error})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,85 @@
+"""Predictor: the data plane of /predict. Resolve the version, validate, cache, score, encode."""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+
+from serving.cache import PredictionCache, cache_key
+from serving.errors import InvalidInputError
+from serving.inputs import Matrix, PredictBody, to_matrix
+from serving.metrics import ServingMetrics
+from serving.registry import ModelRegistry
+from serving.scoring import Scorer, Scores
+from serving.store import LoadedModel
+
+# Bodies larger than this are converted in a worker thread, so a 10,000-row request
+# never holds the event loop for milliseconds.
+_INLINE_ROWS = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """An encoded answer, ready to send."""
+
+    model: str
+    version: int
+    payload: bytes  # the JSON body
+    is_cache_hit: bool
+
+
+class Predictor:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        cache: PredictionCache,
+        scorer: Scorer,
+        metrics: ServingMetrics,
+    ) -> None:
+        self._registry, self._cache, self._scorer = registry, cache, scorer
+        self._metrics = metrics
+
+    async def predict(self, name: str, body: PredictBody) -> Prediction:
+        model = await self._registry.resolve(name, body.version)
+        manifest = model.manifest
+        if body.probabilities and not manifest.has_predict_proba:
+            raise InvalidInputError(f"{name} is a {manifest.task} model: it has no probabilities")
+        matrix = await _convert(body.instances, model)
+        labels = (name, str(manifest.version))
+        key = cache_key(name, manifest.version, matrix, body.probabilities)
+        cached = await self._lookup(key)
+        if cached is not None:
+            self._metrics.predictions.labels(*labels, "hit").inc()
+            self._metrics.rows.labels(*labels).inc(len(matrix))
+            return Prediction(name, manifest.version, cached, is_cache_hit=True)
+        started = time.perf_counter()
+        scores = await self._scorer.score(model, matrix, body.probabilities)
+        self._metrics.inference_seconds.labels(*labels).observe(time.perf_counter() - started)
+        payload = encode(name, manifest.version, scores)
+        await self._cache.set(key, payload)
+        self._metrics.predictions.labels(*labels, "miss").inc()
+        self._metrics.rows.labels(*labels).inc(len(matrix))
+        return Prediction(name, manifest.version, payload, is_cache_hit=False)
+
+    async def _lookup(self, key: str) -> bytes | None:
+        cached = await self._cache.get(key)
+        self._metrics.cache_lookups.labels("miss" if cached is None else "hit").inc()
+        return cached
+
+
+async def _convert(instances: list[Any], model: LoadedModel) -> Matrix:
+    if len(instances) <= _INLINE_ROWS:
+        return to_matrix(instances, model.manifest)
+    return await anyio.to_thread.run_sync(to_matrix, instances, model.manifest)
+
+
+def encode(name: str, version: int, scores: Scores) -> bytes:
+    predictions: Any = scores.predictions
+    if predictions.dtype.kind not in "biuf":  # e.g. string class labels: orjson wants lists
+        predictions = predictions.tolist()
+    answer: dict[str, Any] = {"model": name, "version": version, "predictions": predictions}
+    if scores.probabilities is not None:
+        answer["probabilities"] = scores.probabilities
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,0 +1,1 @@
+"""HTTP routes: each one only translates between HTTP and the data plane."""

@@ -1,0 +1,60 @@
+"""Server settings, read once from SERVING_* environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Comma-separated in the environment ("a,b"), a list in code.
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every field has a working default, so the server starts with nothing set."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVING_", frozen=True, extra="ignore")
+
+    model_dir: Path = Path("./models")
+    redis_url: str | None = None  # unset: in-process cache, coordination through the disk
+    cache_ttl_seconds: int = Field(default=300, ge=1)
+    cache_max_entries: int = Field(default=10_000, ge=0)  # in-process LRU; 0 turns caching off
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    admin_tokens: CommaList = Field(default=[], repr=False)
+    api_keys: CommaList = Field(default=[], repr=False)
+    max_rows: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    cors_origins: CommaList = []
+    trusted_keys: CommaList = []  # Ed25519 public keys (base64 raw or PEM) artifacts must carry
+    trusted_keys_file: Path | None = None  # one key per line, added to trusted_keys
+    # Trainer's key; when no trusted key is configured the server trusts its public half,
+    # so a fresh machine works with no set-up (`serving train` creates the pair).
+    signing_key_file: Path = Path("~/.config/serving/signing-key.pem")
+    poll_interval_seconds: float = Field(default=1.0, gt=0)  # registry re-read for alias moves
+    max_extra_versions: int = Field(default=4, ge=0)  # non-default versions kept loaded per worker
+    predict_threads: int = Field(default=4, ge=1)  # concurrent scoring threads per worker
+    log_level: str = "info"
+
+    # `serving serve` (gunicorn)
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1)
+    graceful_timeout_seconds: int = Field(default=30, ge=1)
+
+    @field_validator("signing_key_file", "trusted_keys_file")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @field_validator("admin_tokens", "api_keys", "cors_origins", "trusted_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,104 @@
+"""Serialise, describe, sign and publish an estimator as the next version of a model."""
+
+import io
+import platform
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sklearn.base import is_classifier
+from sklearn.utils import get_tags
+
+from serving.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
+from serving.signing import TrustedKeys, sign
+from serving.store import ModelStore, sha256_hex
+
+
+def serialize(estimator: Any, artifact_format: ArtifactFormat = "joblib") -> bytes:
+    if artifact_format == "skops":
+        from skops.io import dumps
+
+        data: bytes = dumps(estimator)
+        return data
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+def describe(
+    estimator: Any,
+    artifact: bytes,
+    *,
+    name: str,
+    feature_names: Sequence[str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    example: Sequence[float] | None = None,
+    artifact_format: ArtifactFormat = "joblib",
+) -> ModelManifest:
+    """Build the manifest of a fitted estimator whose serialised form is `artifact`."""
+    n_features = int(estimator.n_features_in_)
+    names = list(feature_names or _feature_names(estimator, n_features))
+    classifier = bool(is_classifier(estimator))
+    classes = [_plain(c) for c in estimator.classes_] if classifier else None
+    return ModelManifest(
+        name=name,
+        created_at=datetime.now(UTC),
+        task="classification" if classifier else "regression",
+        features=[Feature(name=feature) for feature in names],
+        n_features=n_features,
+        classes=classes,
+        has_predict_proba=classifier and hasattr(estimator, "predict_proba"),
+        accepts_nan=bool(get_tags(estimator).input_tags.allow_nan),
+        metrics=dict(metrics or {}),
+        python_version=platform.python_version(),
+        sklearn_version=sklearn.__version__,
+        numpy_version=np.__version__,
+        artifact=ArtifactInfo(format=artifact_format, sha256=sha256_hex(artifact)),
+        example=[float(value) for value in (example or [0.0] * n_features)],
+    )
+
+
+def publish(
+    estimator: Any,
+    *,
+    name: str,
+    root: Path,
+    signing_key: Ed25519PrivateKey,
+    feature_names: Sequence[str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    example: Sequence[float] | None = None,
+    artifact_format: ArtifactFormat = "joblib",
+) -> int:
+    """Store `estimator` as the next version of `name`, signed, and return that version."""
+    artifact = serialize(estimator, artifact_format)
+    manifest = describe(
+        estimator,
+        artifact,
+        name=name,
+        feature_names=feature_names,
+        metrics=metrics,
+        example=example,
+        artifact_format=artifact_format,
+    )
+    signature = sign(manifest, signing_key).model_dump_json().encode()
+    store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
+    return store.publish(manifest, artifact, signature, verify=True)
+
+
+def _feature_names(estimator: Any, n_features: int) -> list[str]:
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        return [str(feature) for feature in names]
+    return [f"f{index}" for index in range(n_features)]
+
+
+def _plain(value: Any) -> int | str:
+    """numpy scalars to JSON-friendly ints or strings."""
+    if isinstance(value, np.integer | int):
+        return int(value)
+    return str(value)
