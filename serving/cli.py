@@ -114,3 +114,7 @@ def _models(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{alias}=v{v}" for alias, v in sorted(aliases.items())) or "no aliases"
         print(f"{name}: versions {store.versions(name)}; {shown}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
