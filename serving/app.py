@@ -9,12 +9,12 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry, make_asgi_app
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from serving.batching import build_scorer
 from serving.cache import InProcessCache, NullCache, PredictionCache
 from serving.errors import (
     MalformedRequestError,
@@ -24,13 +24,12 @@ from serving.errors import (
 )
 from serving.logging import configure_logging
 from serving.metrics import ServingMetrics
-from serving.middleware import RequestContextMiddleware
+from serving.middleware import GZipIfAccepted, RequestContextMiddleware
 from serving.openapi import install_model_examples
 from serving.predictor import Predictor
 from serving.registry import ModelRegistry, poll_forever
 from serving.responses import JSONBytes
 from serving.routes import health, models, predict
-from serving.scoring import ThreadScorer
 from serving.settings import Settings, get_settings
 from serving.signing import trusted_keys_from
 from serving.store import ModelStore
@@ -51,9 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await registry.refresh()
         cache = _build_cache(settings)
         app.state.settings, app.state.store, app.state.registry = settings, store, registry
-        app.state.predictor = Predictor(
-            registry, cache, ThreadScorer(settings.predict_threads), metrics
-        )
+        app.state.predictor = Predictor(registry, cache, build_scorer(settings, metrics), metrics)
         log.info("started", extra={"models": sorted(registry.models), "trusted_keys": len(keys)})
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(poll_forever, registry, settings.poll_interval_seconds)
@@ -88,7 +85,7 @@ def _build_cache(settings: Settings) -> PredictionCache:
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     """Added innermost first: request context ends up outermost, so it sees every answer."""
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(GZipIfAccepted, minimum_size=1024, compresslevel=6)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

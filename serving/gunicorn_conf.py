@@ -3,6 +3,8 @@
 Values come from the SERVING_* settings, so the container, the CLI and the tests share them.
 """
 
+import os
+
 from serving.settings import Settings
 
 _settings = Settings()
@@ -16,3 +18,10 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
+
+# BLAS and OpenMP threads per worker, so that workers x threads never exceeds the cores:
+# oversubscribed OpenMP (HistGradientBoosting) spins and collapses. Set before any worker
+# imports numpy or scikit-learn; an operator's own value wins.
+_threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, _threads)

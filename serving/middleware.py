@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import orjson
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import BodyTooLargeError
@@ -99,3 +100,21 @@ async def _reject_too_large(limit: int, send: Send) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class GZipIfAccepted(GZipMiddleware):
+    """Starlette's GZip, entered only when the client accepts gzip.
+
+    Starlette wraps every answer in a responder even when it will not compress; a client
+    that sends no Accept-Encoding (most service-to-service callers) skips that cost here.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _accepts_gzip(scope):
+            await super().__call__(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    return any(name == b"accept-encoding" and b"gzip" in value for name, value in scope["headers"])
