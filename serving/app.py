@@ -11,11 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from serving.cache import InProcessCache, NullCache, PredictionCache
+from serving.cache import InProcessCache, NullCache, PredictionCache, RedisCache
 from serving.errors import (
     MalformedRequestError,
     MethodNotAllowedError,
@@ -23,7 +23,7 @@ from serving.errors import (
     ServingError,
 )
 from serving.logging import configure_logging
-from serving.metrics import ServingMetrics
+from serving.metrics import ServingMetrics, exposition, instrument_http
 from serving.middleware import RequestContextMiddleware
 from serving.openapi import install_model_examples
 from serving.predictor import Predictor
@@ -47,9 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = trusted_keys_from(settings)
         store = ModelStore(settings.model_dir, keys)
-        registry = ModelRegistry(store, settings.max_extra_versions)
+        registry = ModelRegistry(store, settings.max_extra_versions, observer=metrics)
         await registry.refresh()
-        cache = _build_cache(settings)
+        cache = _build_cache(settings, metrics)
         app.state.settings, app.state.store, app.state.registry = settings, store, registry
         app.state.predictor = Predictor(
             registry, cache, ThreadScorer(settings.predict_threads), metrics
@@ -72,13 +72,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
-    app.mount("/metrics", make_asgi_app(registry=metrics.registry))
+    _add_metrics_route(app, metrics)
     install_model_examples(app)
     _add_middleware(app, settings)
+    instrument_http(app, metrics.registry)  # outermost: it also sees 413s from the middleware
     return app
 
 
-def _build_cache(settings: Settings) -> PredictionCache:
+def _add_metrics_route(app: FastAPI, metrics: ServingMetrics) -> None:
+    render = exposition(metrics.registry)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(await anyio.to_thread.run_sync(render), media_type=CONTENT_TYPE_LATEST)
+
+
+def _build_cache(settings: Settings, metrics: ServingMetrics) -> PredictionCache:
+    if settings.redis_url is not None:
+        return RedisCache.from_url(settings.redis_url, settings.cache_ttl_seconds, metrics)
     if settings.cache_max_entries == 0:
         return NullCache()
     return InProcessCache(

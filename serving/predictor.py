@@ -7,7 +7,7 @@ from typing import Any
 import anyio
 import orjson
 
-from serving.cache import PredictionCache, cache_key
+from serving.cache import CacheUnavailableError, PredictionCache, cache_key
 from serving.errors import InvalidInputError
 from serving.inputs import Matrix, PredictBody, to_matrix
 from serving.metrics import ServingMetrics
@@ -64,7 +64,11 @@ class Predictor:
         return Prediction(name, manifest.version, payload, is_cache_hit=False)
 
     async def _lookup(self, key: str) -> bytes | None:
-        cached = await self._cache.get(key)
+        try:
+            cached = await self._cache.get(key)
+        except CacheUnavailableError:  # counted here; the request goes on as a miss
+            self._metrics.cache_lookups.labels("error").inc()
+            return None
         self._metrics.cache_lookups.labels("miss" if cached is None else "hit").inc()
         return cached
 

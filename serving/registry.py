@@ -9,7 +9,9 @@ request already running. Writers replace whole dicts; readers never see half an 
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import anyio
 import numpy as np
@@ -38,11 +40,29 @@ class ModelState:
     failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
 
 
+class RegistryObserver(Protocol):
+    """Told about loads and about what is served, e.g. to keep metrics (ServingMetrics)."""
+
+    def model_loaded(self, name: str, seconds: float) -> None: ...
+
+    def model_load_failed(self, name: str) -> None: ...
+
+    def registry_changed(
+        self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
+    ) -> None: ...
+
+
 class ModelRegistry:
     """Loaded versions per model; resolves a request's version to a LoadedModel."""
 
-    def __init__(self, store: ModelStore, max_extra_versions: int = 4) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        max_extra_versions: int = 4,
+        observer: RegistryObserver | None = None,
+    ) -> None:
         self._store = store
+        self._observer = observer
         self._models: dict[str, ModelState] = {}
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._max_extra = max_extra_versions
@@ -99,6 +119,7 @@ class ModelRegistry:
                 (key, model) for key, model in self._extra.items() if key[0] in models
             )
             self.has_started = True
+            self._notify_changed()
 
     async def _refreshed(self, name: str) -> ModelState:
         current = self._models.get(name) or ModelState(name=name, served=None)
@@ -125,6 +146,18 @@ class ModelRegistry:
         return aliases, self._store.versions(name), self._store.served_version(name, aliases)
 
     async def _load_verified(self, name: str, version: int) -> LoadedModel:
+        started = time.perf_counter()
+        try:
+            loaded = await self._load_and_check(name, version)
+        except ServingError:
+            if self._observer is not None:
+                self._observer.model_load_failed(name)
+            raise
+        if self._observer is not None:
+            self._observer.model_loaded(name, time.perf_counter() - started)
+        return loaded
+
+    async def _load_and_check(self, name: str, version: int) -> LoadedModel:
         """Load in a worker thread, then prove it scores the manifest's example row."""
         try:
             loaded = await anyio.to_thread.run_sync(self._store.load, name, version)
@@ -151,7 +184,14 @@ class ModelRegistry:
             self._extra[key] = loaded
             while len(self._extra) > self._max_extra:
                 self._extra.popitem(last=False)
+            self._notify_changed()
             return loaded
+
+    def _notify_changed(self) -> None:
+        if self._observer is not None:
+            loaded = {name: self.loaded_versions(name) for name in self._models}
+            aliases = {name: state.aliases for name, state in self._models.items()}
+            self._observer.registry_changed(loaded, aliases)
 
 
 def _smoke_test(model: LoadedModel) -> None:
