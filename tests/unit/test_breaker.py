@@ -1,4 +1,4 @@
-"""CircuitBreaker: opens after consecutive failures, probes once per cool-down, closes on success."""
+"""CircuitBreaker: opens after consecutive failures, probes once per cool-down, then closes."""
 
 from serving.breaker import CircuitBreaker
 
@@ -42,7 +42,7 @@ def test_a_success_resets_the_count_of_consecutive_failures() -> None:
 
 
 def test_opens_after_threshold_and_refuses_calls_during_the_cooldown() -> None:
-    clock, changes = FakeClock(), []
+    clock, changes = FakeClock(), list[bool]()
     breaker = _breaker(clock, changes)
 
     for _ in range(3):
@@ -69,7 +69,7 @@ def test_lets_exactly_one_probe_through_per_cooldown() -> None:
 
 
 def test_a_failed_probe_keeps_it_open_and_a_successful_one_closes_it() -> None:
-    clock, changes = FakeClock(), []
+    clock, changes = FakeClock(), list[bool]()
     breaker = _breaker(clock, changes)
     for _ in range(3):
         breaker.record_failure()
