@@ -7,28 +7,19 @@ from pathlib import Path
 import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from prometheus_client.parser import text_string_to_metric_families
 
 from serving.signing import trusted_keys_from
 from serving.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
+from tests.metrics_text import Samples, parse
+from tests.metrics_text import value as _value
 from training.train import train
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 async def _scrape(client: httpx.AsyncClient) -> Samples:
     answer = await client.get("/metrics")
     assert answer.status_code == 200
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+    return parse(answer.text)
 
 
 async def _wait_for(client: httpx.AsyncClient, name: str, value: float, **labels: str) -> Samples:
