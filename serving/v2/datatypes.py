@@ -33,29 +33,15 @@ _MANIFEST_DTYPES = {"float64": "FP64", "float32": "FP32", "int64": "INT64"}
 
 
 def check_datatype(datatype: object, where: str) -> str:
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(sorted(DATATYPES))
         raise MalformedRequestError(f"{where}: datatype must be one of {known}, not {datatype!r}")
-    assert isinstance(datatype, str)
     return datatype
 
 
 def from_manifest_dtype(dtype: str) -> str:
     """A manifest feature dtype (`float64`, ...) as a protocol datatype (`FP64`, ...)."""
     return _MANIFEST_DTYPES[dtype]
-
-
-def of_array(array: npt.NDArray[Any]) -> str:
-    """The protocol datatype that carries `array` without loss; text and objects are BYTES."""
-    if array.dtype.kind == "b":
-        return "BOOL"
-    if array.dtype.kind in "iuf":
-        return next(
-            name
-            for name, dtype in FIXED_WIDTH.items()
-            if name != "BF16" and dtype == array.dtype.newbyteorder("<")
-        )
-    return BYTES
 
 
 def bf16_to_float32(words: npt.NDArray[np.uint16]) -> npt.NDArray[np.float32]:
