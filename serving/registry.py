@@ -79,7 +79,11 @@ class ModelRegistry:
         return sorted({*served, *extra})
 
     async def resolve(self, name: str, version: int | str | None) -> LoadedModel:
-        """The loaded model a request gets; loads an explicitly named version on demand."""
+        """The loaded model a request gets; loads an explicitly named version on demand.
+
+        Aliases resolve through the last refresh (at most one poll interval old), as the
+        default version does; only a version number this worker has not seen reads the disk.
+        """
         state = self._models.get(name)
         if state is None:
             raise ModelNotFoundError(f"unknown model {name!r}")
@@ -87,10 +91,21 @@ class ModelRegistry:
             raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
         if version is None and state.served is not None:
             return state.served
-        number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
+        number = self._known_number(state, version)
+        if number is None:
+            number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
         if state.served is not None and state.served.manifest.version == number:
             return state.served
-        return await self._load_extra(name, number)
+        extra = self._extra.get((name, number))
+        return extra if extra is not None else await self._load_extra(name, number)
+
+    @staticmethod
+    def _known_number(state: ModelState, version: int | str | None) -> int | None:
+        if isinstance(version, str):
+            return state.aliases.get(version)
+        if isinstance(version, int) and version in state.versions:
+            return version
+        return None
 
     # --- keeping up with the disk ----------------------------------------------------------
     async def refresh(self) -> None:
