@@ -573,6 +573,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ", ".join(f"c{c}->t{wrk_threads(c, args.wrk_threads)}" for c in args.connections)
     )
 
+    load_1m = os.getloadavg()[0]
+    if load_1m > (os.cpu_count() or 1):
+        log(
+            f"WARNING: load average {load_1m:.1f} on {os.cpu_count()} cores before starting: "
+            "other work is running, figures will be noisy (see loadavg_1m_before per point)"
+        )
     inproc = (
         measure_inproc(models, bodies, args.big_rows, args.inproc_repeats) if args.big_rows else {}
     )
