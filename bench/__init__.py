@@ -1,0 +1,1 @@
+"""Benchmark harness: our server vs a bare FastAPI app vs MLServer (see bench/README.md)."""
