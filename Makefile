@@ -25,4 +25,4 @@ test: $(BIN)/python
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy serving training tests
+	$(BIN)/mypy serving training tests bench

@@ -1,1 +1,3 @@
-"""Benchmarks and plots made from real server processes: run from the repo root."""
+"""Benchmarks: our server vs a bare FastAPI app vs MLServer (bench/README.md); cache hit
+savings and the metrics plot (docs/cache.md). Run from the repo root.
+"""

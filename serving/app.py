@@ -29,11 +29,12 @@ from serving.openapi import install_model_examples
 from serving.predictor import Predictor
 from serving.registry import ModelRegistry, poll_forever
 from serving.responses import JSONBytes
-from serving.routes import health, models, predict
+from serving.routes import health, models, predict, v2
 from serving.scoring import ThreadScorer
 from serving.settings import Settings, get_settings
 from serving.signing import trusted_keys_from
 from serving.store import ModelStore
+from serving.v2.errors import is_protocol_path, protocol_error, protocol_status
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
+    app.include_router(v2.router)
     _add_metrics_route(app, metrics)
     install_model_examples(app)
     _add_middleware(app, settings)
@@ -112,15 +114,17 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
 
 
 def _error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
+    if is_protocol_path(request.url.path):  # Open Inference Protocol clients read another shape
+        return JSONBytes(protocol_error(message), protocol_status(status), headers)
     return JSONBytes({"error": {"code": code, "message": message}}, status, headers)
 
 
 async def _serving_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return _error(exc.status_code, exc.code, str(exc), headers)
+    return _error(request, exc.status_code, exc.code, str(exc), headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -128,21 +132,22 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
     )
-    return _error(422, MalformedRequestError.code, problems or "invalid request")
+    return _error(request, 422, MalformedRequestError.code, problems or "invalid request")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _error(404, RouteNotFoundError.code, f"no route {request.url.path}")
+        return _error(request, 404, RouteNotFoundError.code, f"no route {request.url.path}")
     if exc.status_code == 405:
-        return _error(405, MethodNotAllowedError.code, f"{request.method} is not allowed here")
-    return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
+        message = f"{request.method} is not allowed here"
+        return _error(request, 405, MethodNotAllowedError.code, message)
+    return _error(request, exc.status_code, "http_error", str(exc.detail), exc.headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return _error(500, "internal_error", "internal error; see the server log")
+    return _error(request, 500, "internal_error", "internal error; see the server log")
 
 
 _EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -24,6 +24,9 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
+# gunicorn 27's control socket sits at one fixed path per user, so every server on a machine
+# (replicas, tests, benchmarks) would fight over it; nothing here uses gunicornc.
+control_socket_disable = True
 
 
 # Prometheus multiprocess mode (see serving.metrics): the master owns the metric files.

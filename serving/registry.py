@@ -21,6 +21,7 @@ from serving.errors import (
     MalformedRequestError,
     ModelLoadError,
     ModelNotFoundError,
+    NotReadyError,
     ServingError,
 )
 from serving.manifest import ModelManifest
@@ -68,6 +69,7 @@ class ModelRegistry:
         self._max_extra = max_extra_versions
         self._refresh_lock = anyio.Lock()
         self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
+        self._unloaded: frozenset[str] = frozenset()  # by the V2 repository extension
         self.has_started = False
 
     # --- what is served ------------------------------------------------------------------
@@ -97,16 +99,33 @@ class ModelRegistry:
         return sorted({*served, *extra})
 
     async def resolve(self, name: str, version: int | str | None) -> LoadedModel:
-        """The loaded model a request gets; loads an explicitly named version on demand."""
+        """The loaded model a request gets; loads an explicitly named version on demand.
+
+        Aliases resolve through the last refresh (at most one poll interval old), as the
+        default version does; only a version number this worker has not seen reads the disk.
+        """
         state = self._models.get(name)
         if state is None:
             raise ModelNotFoundError(f"unknown model {name!r}")
+        if name in self._unloaded:
+            raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
         if version is None and state.served is not None:
             return state.served
-        number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
+        number = self._known_number(state, version)
+        if number is None:
+            number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
         if state.served is not None and state.served.manifest.version == number:
             return state.served
-        return await self._load_extra(name, number)
+        extra = self._extra.get((name, number))
+        return extra if extra is not None else await self._load_extra(name, number)
+
+    @staticmethod
+    def _known_number(state: ModelState, version: int | str | None) -> int | None:
+        if isinstance(version, str):
+            return state.aliases.get(version)
+        if isinstance(version, int) and version in state.versions:
+            return version
+        return None
 
     # --- keeping up with the disk ----------------------------------------------------------
     async def refresh(self) -> None:
@@ -129,6 +148,8 @@ class ModelRegistry:
             log.warning("cannot read model %s from the registry: %s", name, exc)
             return current
         state = replace(current, aliases=aliases.aliases, versions=tuple(versions))
+        if name in self._unloaded:
+            return state
         if state.served is not None and state.served.manifest.version == wanted:
             return state
         if wanted in state.failures:
@@ -140,6 +161,35 @@ class ModelRegistry:
             return replace(state, failures={**state.failures, wanted: str(exc)})
         log.info("serving %s v%s (was %s)", name, wanted, _version_of(state.served))
         return replace(state, served=loaded)
+
+    # --- explicit load and unload (V2 repository extension); this worker only ------------
+    def is_unloaded(self, name: str) -> bool:
+        return name in self._unloaded
+
+    async def load(self, name: str) -> LoadedModel:
+        """Serve `name` again in this worker: load its default version, retrying a failure."""
+        async with self._refresh_lock:
+            if not await anyio.to_thread.run_sync(self._store.versions, name):
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            self._unloaded = self._unloaded - {name}
+            current = self._models.get(name) or ModelState(name=name, served=None)
+            self._models = {**self._models, name: replace(current, failures={})}  # retry them
+            state = await self._refreshed(name)
+            self._models = {**self._models, name: state}
+        if state.served is None:
+            why = "; ".join(state.failures.values()) or "its files could not be read"
+            raise ModelLoadError(f"{name} cannot be served: {why}")
+        return state.served
+
+    async def unload(self, name: str) -> None:
+        """Stop serving `name` in this worker, and free its memory, until `load(name)`."""
+        async with self._refresh_lock:
+            state = self._models.get(name)
+            if state is None:
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            self._unloaded = self._unloaded | {name}
+            self._models = {**self._models, name: replace(state, served=None)}
+            self._extra = OrderedDict((k, m) for k, m in self._extra.items() if k[0] != name)
 
     def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
         aliases = self._store.read_aliases(name)
