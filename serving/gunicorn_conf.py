@@ -4,7 +4,14 @@ Values come from the SERVING_* settings, so the container, the CLI and the tests
 """
 
 import os
+from typing import Any
 
+from serving.metrics import (
+    clear_multiprocess_dir,
+    forget_worker,
+    multiprocess_dir,
+    remove_multiprocess_dir,
+)
 from serving.settings import Settings
 
 _settings = Settings()
@@ -18,6 +25,9 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
+# gunicorn 27's control socket sits at one fixed path per user, so every server on a machine
+# (replicas, tests, benchmarks) would fight over it; nothing here uses gunicornc.
+control_socket_disable = True
 
 # BLAS and OpenMP threads per worker, so that workers x threads never exceeds the cores:
 # oversubscribed OpenMP (HistGradientBoosting) spins and collapses. Set before any worker
@@ -25,3 +35,24 @@ loglevel = _settings.log_level
 _threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, _threads)
+
+
+# Prometheus multiprocess mode (see serving.metrics): the master owns the metric files.
+# gunicorn is untyped, hence Any for its arbiter and workers.
+def on_starting(server: Any) -> None:
+    """Before any worker: counters from an earlier run must not leak into this one."""
+    directory = multiprocess_dir()
+    if directory is not None:
+        clear_multiprocess_dir(directory)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    directory = multiprocess_dir()
+    if directory is not None:
+        forget_worker(worker.pid, directory)
+
+
+def on_exit(server: Any) -> None:
+    directory = multiprocess_dir()
+    if directory is not None:
+        remove_multiprocess_dir(directory)
