@@ -13,6 +13,7 @@ gets 1 row or 32), so merging turns that fixed cost into a cost per batch.
 """
 
 import asyncio
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from serving.scoring import Scores, score_now
 from serving.settings import Settings
 from serving.store import LoadedModel
 
-BatchObserver = Callable[[LoadedModel, int], None]  # called with the rows of each estimator call
+BatchObserver = Callable[[LoadedModel, int, float], None]  # each estimator call: rows, seconds
 
 
 @dataclass(frozen=True)
@@ -190,18 +191,20 @@ def score_batch(
     to the request that causes it and every other request still gets its answer.
     """
     if len(batch) > 1:
+        started = time.perf_counter()
         try:
-            observe(model, sum(len(p.matrix) for p in batch))
-            return _merged(model, batch)
+            answers = _merged(model, batch)
         except Exception:
-            pass  # fall through: find out which request it was
+            answers = None  # find out below which request it was
+        observe(model, sum(len(p.matrix) for p in batch), time.perf_counter() - started)
+        if answers is not None:
+            return answers
     return [_alone(model, pending, observe) for pending in batch]
 
 
 def _alone(model: LoadedModel, pending: _Pending, observe: BatchObserver) -> Scores | Exception:
-    observe(model, len(pending.matrix))
     try:
-        return score_now(model, pending.matrix, pending.probabilities)
+        return _score_observed(model, pending.matrix, pending.probabilities, observe)
     except Exception as exc:  # the estimator's own error, handed to its request
         return exc
 
@@ -237,20 +240,24 @@ def _split(
 def _score_observed(
     model: LoadedModel, matrix: Matrix, probabilities: bool, observe: BatchObserver
 ) -> Scores:
-    observe(model, len(matrix))
-    return score_now(model, matrix, probabilities)
+    started = time.perf_counter()
+    try:
+        return score_now(model, matrix, probabilities)
+    finally:
+        observe(model, len(matrix), time.perf_counter() - started)
 
 
-def _ignore(model: LoadedModel, rows: int) -> None:
+def _ignore(model: LoadedModel, rows: int, seconds: float) -> None:
     return None
 
 
 def build_scorer(settings: Settings, metrics: ServingMetrics) -> BatchingScorer:
-    """The scorer the app uses: batching per the settings, rows per call into metrics."""
+    """The scorer the app uses: batching per the settings; each estimator call into metrics."""
 
-    def observe(model: LoadedModel, rows: int) -> None:
-        manifest = model.manifest
-        metrics.batch_rows.labels(manifest.name, str(manifest.version)).observe(rows)
+    def observe(model: LoadedModel, rows: int, seconds: float) -> None:
+        labels = (model.manifest.name, str(model.manifest.version))
+        metrics.batch_rows.labels(*labels).observe(rows)
+        metrics.inference_seconds.labels(*labels).observe(seconds)
 
     policy = BatchPolicy(settings.max_batch_size, settings.max_delay_ms)
     return BatchingScorer(settings.predict_threads, policy, observe, enabled=settings.batching)

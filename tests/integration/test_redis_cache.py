@@ -28,6 +28,15 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+async def _written(redis: Redis, pattern: str) -> None:
+    """Cache writes run in the background: wait (bounded) until the answer is in Redis."""
+    for _ in range(500):
+        if await redis.keys(pattern):
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError(f"nothing matching {pattern} written to Redis within 5 s")
+
+
 def _errors(metrics: ServingMetrics, operation: str, error: str) -> float:
     labels = {"operation": operation, "error": error}
     return metrics.registry.get_sample_value("serving_cache_errors_total", labels) or 0.0
@@ -50,12 +59,13 @@ async def test_an_answer_cached_by_one_app_is_a_hit_in_another(
 
 
 async def test_rows_by_name_and_integer_values_share_the_redis_entry(
-    client_for: ClientFactory, settings_for: SettingsFactory, redis_url: str
+    client_for: ClientFactory, settings_for: SettingsFactory, redis_url: str, redis: Redis
 ) -> None:
     by_name = {"petal_width_cm": 0, "petal_length_cm": 1, "sepal_width_cm": 3, "sepal_length_cm": 5}
 
     async with client_for(settings_for(redis_url=redis_url)) as client:
         first = await client.post("/models/iris/predict", json={"instances": [[5, 3, 1, 0]]})
+        await _written(redis, "pred:v1:iris:1:*")
         second = await client.post("/models/iris/predict", json={"instances": [by_name]})
 
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
@@ -95,6 +105,7 @@ async def test_an_answer_of_one_version_is_never_served_for_another(
     async with client_for(settings_for(redis_url=redis_url)) as client:
         v1 = await client.post("/models/iris/versions/1/predict", json=body)
         v2 = await client.post("/models/iris/versions/2/predict", json=body)
+        await _written(redis, "pred:v1:iris:2:*")
         v2_again = await client.post("/models/iris/predict", json=body)  # latest: v2
 
     assert [v1.json()["version"], v2.json()["version"], v2_again.json()["version"]] == [1, 2, 2]

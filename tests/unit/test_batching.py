@@ -125,7 +125,9 @@ def observed() -> list[int]:
 
 
 def _scorer(observed: list[int], **policy: Any) -> BatchingScorer:
-    return BatchingScorer(2, BatchPolicy(**policy), lambda model, rows: observed.append(rows))
+    return BatchingScorer(
+        2, BatchPolicy(**policy), lambda model, rows, seconds: observed.append(rows)
+    )
 
 
 async def test_a_lone_request_is_scored_at_once_even_with_a_long_delay_configured(
