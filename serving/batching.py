@@ -38,7 +38,7 @@ BatchObserver = Callable[[LoadedModel, int, float], None]  # each estimator call
 class BatchPolicy:
     """How one model version batches; `max_batch_size` 1 means it does not."""
 
-    max_batch_size: int = 64  # rows per estimator call; a larger request still runs, alone
+    max_batch_size: int = 256  # rows per estimator call; a larger request still runs, alone
     max_delay_ms: float = 0.0  # wait for more rows after a busy spell; never when idle
 
     @property

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     max_extra_versions: int = Field(default=4, ge=0)  # non-default versions kept loaded per worker
     predict_threads: int = Field(default=4, ge=1)  # concurrent scoring threads per worker
     batching: bool = True  # merge concurrent requests per model version (see batching.py)
-    max_batch_size: int = Field(default=64, ge=1)  # rows per merged call; a manifest may override
+    max_batch_size: int = Field(default=256, ge=1)  # rows per merged call; manifest may override
     max_delay_ms: float = Field(default=0.0, ge=0)  # wait for more rows when busy; never when idle
     log_level: str = "info"
 
