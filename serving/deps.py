@@ -3,7 +3,10 @@
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
+from serving.auth import require_admin, require_api_key
+from serving.lifecycle import Lifecycle
 from serving.predictor import Predictor
 from serving.registry import ModelRegistry
 from serving.settings import Settings
@@ -30,7 +33,30 @@ def get_store(request: Request) -> ModelStore:
     return store
 
 
+def get_lifecycle(request: Request) -> Lifecycle:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    return lifecycle
+
+
+# Only documents the scheme in OpenAPI (the /docs "Authorize" button); checking is ours.
+_bearer_scheme = HTTPBearer(auto_error=False)
+
+
+def check_admin_token(request: Request, _: Annotated[object, Depends(_bearer_scheme)]) -> None:
+    """Management routes: 403 while no admin token is configured, 401 without a valid one."""
+    require_admin(request.headers.get("authorization"), get_settings_dep(request).admin_tokens)
+
+
+def check_api_key(request: Request, _: Annotated[object, Depends(_bearer_scheme)]) -> None:
+    """Prediction and read routes: open unless SERVING_API_KEYS is set."""
+    settings = get_settings_dep(request)
+    require_api_key(request.headers.get("authorization"), settings.api_keys, settings.admin_tokens)
+
+
+AdminTokenRequired = Depends(check_admin_token)
+ApiKeyRequired = Depends(check_api_key)
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 StoreDep = Annotated[ModelStore, Depends(get_store)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]

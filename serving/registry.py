@@ -7,6 +7,7 @@ request already running. Writers replace whole dicts; readers never see half an 
 """
 
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -41,11 +42,16 @@ class ModelState:
 class ModelRegistry:
     """Loaded versions per model; resolves a request's version to a LoadedModel."""
 
-    def __init__(self, store: ModelStore, max_extra_versions: int = 4) -> None:
+    def __init__(
+        self, store: ModelStore, max_extra_versions: int = 4, unload_idle_seconds: float = 300.0
+    ) -> None:
         self._store = store
         self._models: dict[str, ModelState] = {}
+        # Versions loaded because a request named them, least recently used first.
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._used_at: dict[tuple[str, int], float] = {}  # monotonic time of the last request
         self._max_extra = max_extra_versions
+        self._unload_idle_seconds = unload_idle_seconds
         self._refresh_lock = anyio.Lock()
         self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
         self.has_started = False
@@ -95,10 +101,31 @@ class ModelRegistry:
             names = await anyio.to_thread.run_sync(self._store.model_names)
             models = {name: await self._refreshed(name) for name in names}
             self._models = models
-            self._extra = OrderedDict(
-                (key, model) for key, model in self._extra.items() if key[0] in models
-            )
+            self._extra = self._kept_extras(models)
             self.has_started = True
+
+    def _kept_extras(
+        self, models: dict[str, ModelState]
+    ) -> OrderedDict[tuple[str, int], LoadedModel]:
+        now = time.monotonic()
+        kept = OrderedDict(
+            (key, model)
+            for key, model in self._extra.items()
+            if self._is_still_needed(key, models.get(key[0]), now)
+        )
+        self._used_at = {key: self._used_at.get(key, now) for key in kept}
+        return kept
+
+    def _is_still_needed(self, key: tuple[str, int], state: ModelState | None, now: float) -> bool:
+        """Unload deleted versions, the new default (held as `served`), and versions that
+        no alias points at and no request has named for `unload_idle_seconds`."""
+        version = key[1]
+        if state is None or version not in state.versions:
+            return False
+        if state.served is not None and state.served.manifest.version == version:
+            return False
+        idle_seconds = now - self._used_at.get(key, now)
+        return version in state.aliases.values() or idle_seconds < self._unload_idle_seconds
 
     async def _refreshed(self, name: str) -> ModelState:
         current = self._models.get(name) or ModelState(name=name, served=None)
@@ -113,11 +140,18 @@ class ModelRegistry:
         if wanted in state.failures:
             return state  # already failed; a version never changes, so do not retry
         try:
-            loaded = await self._load_verified(name, wanted)
+            # A version already loaded for explicit requests is verified: reuse, do not copy.
+            loaded = self._extra.get((name, wanted)) or await self._load_verified(name, wanted)
         except ServingError as exc:
             log.error("not serving %s v%s: %s", name, wanted, exc)
             return replace(state, failures={**state.failures, wanted: str(exc)})
-        log.info("serving %s v%s (was %s)", name, wanted, _version_of(state.served))
+        log.info(
+            "serving %s v%s (was %s)",
+            name,
+            wanted,
+            _version_of(state.served),
+            extra={"event": "swapped", "model": name, "version": wanted, "pid": os.getpid()},
+        )
         return replace(state, served=loaded)
 
     def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
@@ -139,6 +173,7 @@ class ModelRegistry:
         key = (name, version)
         lock = self._load_locks.setdefault(key, anyio.Lock())
         async with lock:
+            self._used_at[key] = time.monotonic()
             if key in self._extra:
                 self._extra.move_to_end(key)
                 return self._extra[key]
@@ -150,7 +185,7 @@ class ModelRegistry:
             loaded = await self._load_verified(name, version)
             self._extra[key] = loaded
             while len(self._extra) > self._max_extra:
-                self._extra.popitem(last=False)
+                self._used_at.pop(self._extra.popitem(last=False)[0], None)
             return loaded
 
 
@@ -161,15 +196,3 @@ def _smoke_test(model: LoadedModel) -> None:
 
 def _version_of(model: LoadedModel | None) -> str:
     return "none" if model is None else str(model.manifest.version)
-
-
-async def poll_forever(registry: ModelRegistry, interval_seconds: float) -> None:
-    """Re-read the registry every `interval_seconds` so every worker follows alias moves."""
-    while True:
-        await anyio.sleep(interval_seconds)
-        started = time.perf_counter()
-        try:
-            await registry.refresh()
-        except Exception:  # the poller must survive anything the disk throws at it
-            log.exception("registry refresh failed")
-        log.debug("registry refreshed in %.1f ms", (time.perf_counter() - started) * 1000)
