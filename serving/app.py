@@ -1,7 +1,7 @@
 """create_app(settings): wires the lifespan, middleware, error handlers, routers and /metrics."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -111,7 +111,9 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
     return JSONBytes({"error": {"code": code, "message": message}}, status, headers)
 
 
