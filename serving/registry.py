@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import anyio
 import numpy as np
 
-from serving.aliases import AliasTable
+from serving.aliases import DEFAULT_ALIAS, AliasTable
 from serving.errors import (
     MalformedRequestError,
     ModelLoadError,
@@ -139,20 +139,39 @@ class ModelRegistry:
             return state
         if wanted in state.failures:
             return state  # already failed; a version never changes, so do not retry
+        state = await self._swapped_to(state, wanted)
+        if state.served is None:
+            state = await self._fallen_back(state, _fallbacks(aliases, versions, wanted))
+        return state
+
+    async def _swapped_to(self, state: ModelState, version: int) -> ModelState:
+        """`state` serving `version` once it loads and verifies; else with the failure noted."""
+        name = state.name
         try:
             # A version already loaded for explicit requests is verified: reuse, do not copy.
-            loaded = self._extra.get((name, wanted)) or await self._load_verified(name, wanted)
+            loaded = self._extra.get((name, version)) or await self._load_verified(name, version)
         except ServingError as exc:
-            log.error("not serving %s v%s: %s", name, wanted, exc)
-            return replace(state, failures={**state.failures, wanted: str(exc)})
+            log.error("not serving %s v%s: %s", name, version, exc)
+            return replace(state, failures={**state.failures, version: str(exc)})
         log.info(
             "serving %s v%s (was %s)",
             name,
-            wanted,
+            version,
             _version_of(state.served),
-            extra={"event": "swapped", "model": name, "version": wanted, "pid": os.getpid()},
+            extra={"event": "swapped", "model": name, "version": version, "pid": os.getpid()},
         )
         return replace(state, served=loaded)
+
+    async def _fallen_back(self, state: ModelState, candidates: list[int]) -> ModelState:
+        """A worker with nothing to serve yet (just started) whose wanted version fails
+        serves what the workers that were already running kept serving: the version
+        the alias held before, or the next lower one."""
+        for version in candidates:
+            if version not in state.failures:
+                state = await self._swapped_to(state, version)
+                if state.served is not None:
+                    break
+        return state
 
     def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
         aliases = self._store.read_aliases(name)
@@ -187,6 +206,19 @@ class ModelRegistry:
             while len(self._extra) > self._max_extra:
                 self._used_at.pop(self._extra.popitem(last=False)[0], None)
             return loaded
+
+
+def _fallbacks(aliases: AliasTable, versions: list[int], wanted: int, limit: int = 5) -> list[int]:
+    """Versions to try, best first, when `wanted` cannot be served and nothing else is."""
+    trail = aliases.history.get(DEFAULT_ALIAS, []) if DEFAULT_ALIAS in aliases.aliases else []
+    ordered = [*reversed(trail), *sorted(versions, reverse=True)]
+    existing, seen = set(versions), {wanted}
+    candidates = []
+    for version in ordered:
+        if version in existing and version not in seen:
+            candidates.append(version)
+            seen.add(version)
+    return candidates[:limit]
 
 
 def _smoke_test(model: LoadedModel) -> None:
