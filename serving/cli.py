@@ -12,10 +12,9 @@ from serving.aliases import DEFAULT_ALIAS
 from serving.errors import InvalidInputError, ServingError
 from serving.remote import ModelListing, RemoteRegistry
 from serving.settings import Settings
-from serving.signing import trusted_keys_from
-from serving.store import ModelStore
 
-if TYPE_CHECKING:  # training/ is imported lazily: only `train` and `push` need it
+if TYPE_CHECKING:  # imported lazily: `serve` should not load scikit-learn before exec
+    from serving.store import ModelStore
     from training.publish import SignedVersion
 
 _GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
@@ -93,7 +92,10 @@ def _serve(args: argparse.Namespace) -> int:
     os.execv(sys.executable, [*gunicorn, "serving.app:create_app()"])
 
 
-def _local_store(settings: Settings) -> ModelStore:
+def _local_store(settings: Settings) -> "ModelStore":
+    from serving.signing import trusted_keys_from
+    from serving.store import ModelStore
+
     return ModelStore(settings.model_dir, trusted_keys_from(settings))
 
 
@@ -132,6 +134,7 @@ def _push(args: argparse.Namespace) -> int:
         if args.promote:
             target.set_alias(args.name, args.promote, version)
             print(f"{args.name}: {args.promote} -> v{version}")
+    _announce(args)
     return 0
 
 
@@ -166,7 +169,7 @@ def _comma_list(value: str | None) -> list[str] | None:
 
 
 @contextmanager
-def _target(args: argparse.Namespace) -> Iterator[ModelStore | RemoteRegistry]:
+def _target(args: argparse.Namespace) -> Iterator["ModelStore | RemoteRegistry"]:
     """The running server named by --url, or else the local registry."""
     if args.url:
         with RemoteRegistry(args.url, args.token) as remote:
@@ -179,6 +182,7 @@ def _promote(args: argparse.Namespace) -> int:
     with _target(args) as target:
         target.set_alias(args.name, args.alias, args.version)
     print(f"{args.name}: {args.alias} -> v{args.version}")
+    _announce(args)
     return 0
 
 
@@ -186,7 +190,21 @@ def _rollback(args: argparse.Namespace) -> int:
     with _target(args) as target:
         version = target.rollback(args.name, args.alias)
     print(f"{args.name}: {args.alias} -> v{version}")
+    _announce(args)
     return 0
+
+
+def _announce(args: argparse.Namespace) -> None:
+    """After a change to the local registry, tell servers sharing it through Redis (when
+    SERVING_REDIS_URL is set) so they follow at once rather than at their next poll."""
+    settings = Settings()
+    if args.url or not settings.redis_url:
+        return
+    import anyio
+
+    from serving.notify import announce
+
+    anyio.run(announce, settings.redis_url, args.name)
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -199,7 +217,7 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listing(store: ModelStore) -> list[ModelListing]:
+def _listing(store: "ModelStore") -> list[ModelListing]:
     return [
         ModelListing(name, store.versions(name), store.read_aliases(name).aliases)
         for name in store.model_names()

@@ -18,14 +18,20 @@ log = logging.getLogger(__name__)
 CHANNEL = "serving:registry:changed"
 _RETRY_SECONDS = 1.0
 _CONNECT_TIMEOUT_SECONDS = 2.0
+_PUBLISH_TIMEOUT_SECONDS = 2.0  # a management call must not hang on a Redis that went quiet
+_READ_TIMEOUT_SECONDS = 5.0
+_HEALTH_CHECK_SECONDS = 10  # the listener pings this often, so a dead link is noticed
 
 
-def _client(redis_url: str) -> "Redis":
+def _client(
+    redis_url: str, *, socket_timeout: float | None = None, health_check_interval: int = 0
+) -> "Redis":
     return Redis.from_url(
         redis_url,
         socket_connect_timeout=_CONNECT_TIMEOUT_SECONDS,
         socket_keepalive=True,
-        health_check_interval=10,  # a silently dead connection is noticed within seconds
+        socket_timeout=socket_timeout,
+        health_check_interval=health_check_interval,
     )
 
 
@@ -34,7 +40,9 @@ class ChangeNotifier:
 
     def __init__(self, wake_local: Callable[[], None], redis_url: str | None) -> None:
         self._wake_local = wake_local
-        self._client = _client(redis_url) if redis_url else None
+        self._client = (
+            _client(redis_url, socket_timeout=_PUBLISH_TIMEOUT_SECONDS) if redis_url else None
+        )
 
     async def changed(self, name: str) -> None:
         self._wake_local()
@@ -50,6 +58,15 @@ class ChangeNotifier:
             await self._client.aclose()
 
 
+async def announce(redis_url: str, name: str) -> None:
+    """One change notice from a process that serves nothing (the CLI)."""
+    notifier = ChangeNotifier(lambda: None, redis_url)
+    try:
+        await notifier.changed(name)
+    finally:
+        await notifier.aclose()
+
+
 async def listen_forever(redis_url: str, wake: Callable[[], None]) -> None:
     """Wake the poller on every change notice; reconnect by itself whenever Redis drops."""
     while True:
@@ -61,10 +78,12 @@ async def listen_forever(redis_url: str, wake: Callable[[], None]) -> None:
 
 
 async def _listen(redis_url: str, wake: Callable[[], None]) -> None:
-    async with _client(redis_url) as client, client.pubsub() as pubsub:
+    client = _client(redis_url, health_check_interval=_HEALTH_CHECK_SECONDS)
+    async with client, client.pubsub(ignore_subscribe_messages=True) as pubsub:
         await pubsub.subscribe(CHANNEL)
         log.info("listening for registry changes on Redis")
         wake()  # a change published while we were not subscribed is picked up now
-        async for message in pubsub.listen():
-            if message.get("type") == "message":
+        while True:
+            # Polling get_message (not listen()) gives the health check its turn to run.
+            if await pubsub.get_message(timeout=_READ_TIMEOUT_SECONDS) is not None:
                 wake()
