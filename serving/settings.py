@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     api_keys: CommaList = Field(default=[], repr=False)
     max_rows: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)  # POST /models/{name}/versions
     cors_origins: CommaList = []
     trusted_keys: CommaList = []  # Ed25519 public keys (base64 raw or PEM) artifacts must carry
     trusted_keys_file: Path | None = None  # one key per line, added to trusted_keys

@@ -296,3 +296,28 @@ async def test_deleting_with_a_non_numeric_version_is_422(admin_client: httpx.As
     answer = await admin_client.delete("/models/iris/versions/latest", headers=ADMIN)
 
     assert answer.status_code == 422
+
+
+async def test_uploads_have_their_own_size_limit(
+    client_for: ClientFactory,
+    settings_for: SettingsFactory,
+    registry_dir: Path,
+    signing_key: Ed25519PrivateKey,
+) -> None:
+    signed = signed_iris(registry_dir, signing_key)
+    size = len(signed.artifact)
+    settings = settings_for(
+        admin_tokens=[ADMIN_TOKEN], max_body_bytes=size // 2, max_upload_bytes=size + 4096
+    )
+    too_big = upload_parts(signed.manifest, signed.artifact + b"\0" * 8192, signed.signature)
+
+    async with client_for(settings) as client:
+        accepted = await client.post("/models/iris/versions", files=parts_of(signed), headers=ADMIN)
+        refused = await client.post("/models/iris/versions", files=too_big, headers=ADMIN)
+        predict = await client.post("/models/iris/predict", content=b"[" * size)
+
+    assert accepted.status_code == 201, accepted.text
+    assert refused.status_code == 413
+    assert "SERVING_MAX_UPLOAD_BYTES" in refused.json()["error"]["message"]
+    assert predict.status_code == 413
+    assert _versions_on_disk(registry_dir) == ["1", "2"]
