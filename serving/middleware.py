@@ -14,6 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import BodyTooLargeError
+from serving.v2.errors import is_protocol_path, protocol_error
 
 log = logging.getLogger("serving.access")
 REQUEST_ID_HEADER = "x-request-id"
@@ -49,7 +50,7 @@ class RequestContextMiddleware:
         limit = limit or _Limit.body(self.max_body_bytes)
         try:
             if _declared_length(scope) > limit.bytes:
-                await _reject_too_large(limit, send_with_id)
+                await _reject_too_large(limit, scope["path"], send_with_id)
                 return
             await self.app(scope, _limited(receive, limit), send_with_id)
         finally:
@@ -118,9 +119,10 @@ def _too_large_message(limit: _Limit) -> str:
     return f"request body is larger than {limit.bytes} bytes ({limit.setting})"
 
 
-async def _reject_too_large(limit: _Limit, send: Send) -> None:
-    error = {"code": BodyTooLargeError.code, "message": _too_large_message(limit)}
-    body = orjson.dumps({"error": error})
+async def _reject_too_large(limit: _Limit, path: str, send: Send) -> None:
+    message = _too_large_message(limit)
+    error = {"code": BodyTooLargeError.code, "message": message}
+    body = orjson.dumps(protocol_error(message) if is_protocol_path(path) else {"error": error})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
