@@ -1,5 +1,6 @@
 """Change notices over a real Redis: listeners reconnect by themselves; an outage fails nothing."""
 
+import sys
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
@@ -13,7 +14,7 @@ from serving.notify import CHANNEL, announce
 from serving.signing import TrustedKeys
 from serving.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
-from tests.processes import free_port
+from tests.processes import free_port, server_environment
 from tests.redis_server import running_redis
 from tests.uploads import ADMIN, ADMIN_TOKEN, eventually, served_version, signed_iris
 
@@ -95,3 +96,33 @@ async def test_with_redis_unreachable_management_and_predictions_still_work(
 
     assert before == 1
     assert moved.status_code == 200
+
+
+async def test_a_promotion_by_the_cli_on_the_shared_folder_is_announced_over_redis(
+    client_for: ClientFactory,
+    settings_for: SettingsFactory,
+    registry_dir: Path,
+    signing_key: Ed25519PrivateKey,
+    redis_url: str,
+    trusted_key_text: str,
+) -> None:
+    _publish_v2(registry_dir, signing_key)
+    settings = settings_for(redis_url=redis_url, poll_interval_seconds=_NO_POLL)
+    cli_env = {
+        "SERVING_MODEL_DIR": str(registry_dir),
+        "SERVING_TRUSTED_KEYS": trusted_key_text,
+        "SERVING_REDIS_URL": redis_url,
+    }
+
+    async with client_for(settings) as client:
+        await eventually(partial(_is_subscribed, redis_url))
+        await anyio.sleep(0.5)  # let the refresh that follows subscribing finish first
+        promoted = await anyio.run_process(
+            [sys.executable, "-m", "serving.cli", "promote", "iris", "2"],
+            env=server_environment(cli_env),
+            check=False,
+        )
+        took = await eventually(partial(_serves, client, 2), timeout_seconds=2)
+
+    assert promoted.returncode == 0, promoted.stderr
+    assert took <= 2
