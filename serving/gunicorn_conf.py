@@ -3,6 +3,9 @@
 Values come from the SERVING_* settings, so the container, the CLI and the tests share them.
 """
 
+import gc
+from typing import Any
+
 from serving.settings import Settings
 
 _settings = Settings()
@@ -16,3 +19,17 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
+# Import the libraries and build the app once in the master; workers share those pages
+# copy-on-write (docs/memory.md has the figures). Models still load in each worker's
+# lifespan, after the fork, so every worker reads the current aliases when it starts.
+preload_app = True
+
+
+def when_ready(server: Any) -> None:
+    """Before the first fork: move the preloaded objects out of the collector's reach.
+
+    A collection in a worker would otherwise write to the GC header of every object
+    inherited from the master, copying those pages (gc.freeze, Python docs on fork).
+    """
+    gc.collect()
+    gc.freeze()
