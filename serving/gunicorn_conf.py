@@ -19,6 +19,10 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
+# No `gunicornc` control socket (gunicorn >= 25): its default path is under $HOME, which
+# the image's user does not have (read-only root filesystem), and servers started side
+# by side would all claim the same one.
+control_socket_disable = True
 # Import the libraries and build the app once in the master; workers share those pages
 # copy-on-write (docs/memory.md has the figures). Models still load in each worker's
 # lifespan, after the fork, so every worker reads the current aliases when it starts.
