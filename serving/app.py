@@ -1,7 +1,7 @@
 """create_app(settings): wires the lifespan, middleware, error handlers, routers and /metrics."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -11,11 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from serving.cache import InProcessCache, NullCache, PredictionCache
+from serving.cache import InProcessCache, NullCache, PredictionCache, RedisCache
 from serving.errors import (
     MalformedRequestError,
     MethodNotAllowedError,
@@ -23,17 +23,18 @@ from serving.errors import (
     ServingError,
 )
 from serving.logging import configure_logging
-from serving.metrics import ServingMetrics
+from serving.metrics import ServingMetrics, exposition, instrument_http
 from serving.middleware import RequestContextMiddleware
 from serving.openapi import install_model_examples
 from serving.predictor import Predictor
 from serving.registry import ModelRegistry, poll_forever
 from serving.responses import JSONBytes
-from serving.routes import health, models, predict
+from serving.routes import health, models, predict, v2
 from serving.scoring import ThreadScorer
 from serving.settings import Settings, get_settings
 from serving.signing import trusted_keys_from
 from serving.store import ModelStore
+from serving.v2.errors import is_protocol_path, protocol_error, protocol_status
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = trusted_keys_from(settings)
         store = ModelStore(settings.model_dir, keys)
-        registry = ModelRegistry(store, settings.max_extra_versions)
+        registry = ModelRegistry(store, settings.max_extra_versions, observer=metrics)
         await registry.refresh()
-        cache = _build_cache(settings)
+        cache = _build_cache(settings, metrics)
         app.state.settings, app.state.store, app.state.registry = settings, store, registry
         app.state.predictor = Predictor(
             registry, cache, ThreadScorer(settings.predict_threads), metrics
@@ -72,13 +73,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(predict.router)
     app.include_router(models.router)
-    app.mount("/metrics", make_asgi_app(registry=metrics.registry))
+    app.include_router(v2.router)
+    _add_metrics_route(app, metrics)
     install_model_examples(app)
     _add_middleware(app, settings)
+    instrument_http(app, metrics.registry)  # outermost: it also sees 413s from the middleware
     return app
 
 
-def _build_cache(settings: Settings) -> PredictionCache:
+def _add_metrics_route(app: FastAPI, metrics: ServingMetrics) -> None:
+    render = exposition(metrics.registry)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(await anyio.to_thread.run_sync(render), media_type=CONTENT_TYPE_LATEST)
+
+
+def _build_cache(settings: Settings, metrics: ServingMetrics) -> PredictionCache:
+    if settings.redis_url is not None:
+        return RedisCache.from_url(settings.redis_url, settings.cache_ttl_seconds, metrics)
     if settings.cache_max_entries == 0:
         return NullCache()
     return InProcessCache(
@@ -100,14 +113,18 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    if is_protocol_path(request.url.path):  # Open Inference Protocol clients read another shape
+        return JSONBytes(protocol_error(message), protocol_status(status), headers)
     return JSONBytes({"error": {"code": code, "message": message}}, status, headers)
 
 
 async def _serving_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-    return _error(exc.status_code, exc.code, str(exc), headers)
+    return _error(request, exc.status_code, exc.code, str(exc), headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -115,21 +132,22 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     problems = "; ".join(
         f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
     )
-    return _error(422, MalformedRequestError.code, problems or "invalid request")
+    return _error(request, 422, MalformedRequestError.code, problems or "invalid request")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
-        return _error(404, RouteNotFoundError.code, f"no route {request.url.path}")
+        return _error(request, 404, RouteNotFoundError.code, f"no route {request.url.path}")
     if exc.status_code == 405:
-        return _error(405, MethodNotAllowedError.code, f"{request.method} is not allowed here")
-    return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
+        message = f"{request.method} is not allowed here"
+        return _error(request, 405, MethodNotAllowedError.code, message)
+    return _error(request, exc.status_code, "http_error", str(exc.detail), exc.headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
-    return _error(500, "internal_error", "internal error; see the server log")
+    return _error(request, 500, "internal_error", "internal error; see the server log")
 
 
 _EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -3,11 +3,13 @@
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from serving.aliases import DEFAULT_ALIAS
 from serving.errors import ServingError
+from serving.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
 from serving.settings import Settings
 from serving.signing import trusted_keys_from
 from serving.store import ModelStore
@@ -65,6 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             os.environ[f"SERVING_{flag.upper()}"] = str(value)
+    if Settings().workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # Several workers need shared metric files, or each scrape sees one worker's counts.
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix=DEFAULT_MULTIPROC_PREFIX)
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(_GUNICORN_CONF)]
     os.execv(sys.executable, [*gunicorn, "serving.app:create_app()"])
 

@@ -6,6 +6,12 @@ Values come from the SERVING_* settings, so the container, the CLI and the tests
 import gc
 from typing import Any
 
+from serving.metrics import (
+    clear_multiprocess_dir,
+    forget_worker,
+    multiprocess_dir,
+    remove_multiprocess_dir,
+)
 from serving.settings import Settings
 
 _settings = Settings()
@@ -19,14 +25,34 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
-# No `gunicornc` control socket (gunicorn >= 25): its default path is under $HOME, which
-# the image's user does not have (read-only root filesystem), and servers started side
-# by side would all claim the same one.
+# gunicorn 27's control socket sits at one fixed path per user, so every server on a machine
+# (replicas, tests, benchmarks) would fight over it; nothing here uses gunicornc.
 control_socket_disable = True
 # Import the libraries and build the app once in the master; workers share those pages
 # copy-on-write (docs/memory.md has the figures). Models still load in each worker's
 # lifespan, after the fork, so every worker reads the current aliases when it starts.
 preload_app = True
+
+
+# Prometheus multiprocess mode (see serving.metrics): the master owns the metric files.
+# gunicorn is untyped, hence Any for its arbiter and workers.
+def on_starting(server: Any) -> None:
+    """Before any worker: counters from an earlier run must not leak into this one."""
+    directory = multiprocess_dir()
+    if directory is not None:
+        clear_multiprocess_dir(directory)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    directory = multiprocess_dir()
+    if directory is not None:
+        forget_worker(worker.pid, directory)
+
+
+def on_exit(server: Any) -> None:
+    directory = multiprocess_dir()
+    if directory is not None:
+        remove_multiprocess_dir(directory)
 
 
 def when_ready(server: Any) -> None:

@@ -94,7 +94,11 @@ def to_matrix(instances: list[Any], manifest: ModelManifest) -> Matrix:
         instances = _rows_by_name(instances, manifest.feature_names)
     elif any(not isinstance(row, list) for row in instances):
         raise InvalidInputError("each row must be a list of numbers or an object of features")
-    matrix = _numeric(instances, manifest.n_features)
+    return check_values(_numeric(instances, manifest.n_features), manifest)
+
+
+def check_values(matrix: Matrix, manifest: ModelManifest) -> Matrix:
+    """NaN (a missing value) only where the model takes it; infinity never."""
     if not manifest.accepts_nan and not np.isfinite(matrix).all():
         raise InvalidInputError(
             f"{manifest.name} cannot take NaN, infinity or null values; send finite numbers"

@@ -13,6 +13,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.errors import BodyTooLargeError
+from serving.v2.errors import is_protocol_path, protocol_error
 
 log = logging.getLogger("serving.access")
 REQUEST_ID_HEADER = "x-request-id"
@@ -43,7 +44,7 @@ class RequestContextMiddleware:
 
         try:
             if _declared_length(scope) > self.max_body_bytes:
-                await _reject_too_large(self.max_body_bytes, send_with_id)
+                await _reject_too_large(self.max_body_bytes, scope["path"], send_with_id)
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
@@ -93,9 +94,10 @@ def _too_large_message(limit: int) -> str:
     return f"request body is larger than {limit} bytes (SERVING_MAX_BODY_BYTES)"
 
 
-async def _reject_too_large(limit: int, send: Send) -> None:
-    error = {"code": BodyTooLargeError.code, "message": _too_large_message(limit)}
-    body = orjson.dumps({"error": error})
+async def _reject_too_large(limit: int, path: str, send: Send) -> None:
+    message = _too_large_message(limit)
+    error = {"code": BodyTooLargeError.code, "message": message}
+    body = orjson.dumps(protocol_error(message) if is_protocol_path(path) else {"error": error})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import numpy as np
 import orjson
 
-from serving.cache import PredictionCache, cache_key
+from serving.cache import CacheUnavailableError, PredictionCache, cache_key
 from serving.errors import InvalidInputError
 from serving.inputs import Matrix, PredictBody, to_matrix
 from serving.metrics import ServingMetrics
@@ -47,24 +48,47 @@ class Predictor:
         if body.probabilities and not manifest.has_predict_proba:
             raise InvalidInputError(f"{name} is a {manifest.task} model: it has no probabilities")
         matrix = await _convert(body.instances, model)
-        labels = (name, str(manifest.version))
-        key = cache_key(name, manifest.version, matrix, body.probabilities)
+        payload, _, is_hit = await self._answer(model, matrix, body.probabilities)
+        return Prediction(name, manifest.version, payload, is_cache_hit=is_hit)
+
+    async def score(
+        self, model: LoadedModel, matrix: Matrix, probabilities: bool
+    ) -> tuple[Scores, bool]:
+        """Scores as arrays, and whether they came from the cache, for other protocols (/v2).
+
+        Same cache entries as `predict` for the same rows: a hit is decoded from the stored
+        /predict answer, which round-trips exactly (orjson writes the shortest exact floats).
+        """
+        payload, scores, is_hit = await self._answer(model, matrix, probabilities)
+        return (scores if scores is not None else decode(payload)), is_hit
+
+    async def _answer(
+        self, model: LoadedModel, matrix: Matrix, probabilities: bool
+    ) -> tuple[bytes, Scores | None, bool]:
+        """The encoded /predict answer from the cache or the scorer; Scores only when scored."""
+        manifest = model.manifest
+        labels = (manifest.name, str(manifest.version))
+        key = cache_key(manifest.name, manifest.version, matrix, probabilities)
         cached = await self._lookup(key)
         if cached is not None:
             self._metrics.predictions.labels(*labels, "hit").inc()
             self._metrics.rows.labels(*labels).inc(len(matrix))
-            return Prediction(name, manifest.version, cached, is_cache_hit=True)
+            return cached, None, True
         started = time.perf_counter()
-        scores = await self._scorer.score(model, matrix, body.probabilities)
+        scores = await self._scorer.score(model, matrix, probabilities)
         self._metrics.inference_seconds.labels(*labels).observe(time.perf_counter() - started)
-        payload = encode(name, manifest.version, scores)
+        payload = encode(manifest.name, manifest.version, scores)
         await self._cache.set(key, payload)
         self._metrics.predictions.labels(*labels, "miss").inc()
         self._metrics.rows.labels(*labels).inc(len(matrix))
-        return Prediction(name, manifest.version, payload, is_cache_hit=False)
+        return payload, scores, False
 
     async def _lookup(self, key: str) -> bytes | None:
-        cached = await self._cache.get(key)
+        try:
+            cached = await self._cache.get(key)
+        except CacheUnavailableError:  # counted here; the request goes on as a miss
+            self._metrics.cache_lookups.labels("error").inc()
+            return None
         self._metrics.cache_lookups.labels("miss" if cached is None else "hit").inc()
         return cached
 
@@ -83,3 +107,13 @@ def encode(name: str, version: int, scores: Scores) -> bytes:
     if scores.probabilities is not None:
         answer["probabilities"] = scores.probabilities
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def decode(payload: bytes) -> Scores:
+    """The inverse of `encode`: a stored answer back to arrays."""
+    answer = orjson.loads(payload)
+    probabilities = answer.get("probabilities")
+    return Scores(
+        np.asarray(answer["predictions"]),
+        None if probabilities is None else np.asarray(probabilities, dtype=np.float64),
+    )

@@ -9,7 +9,9 @@ request already running. Writers replace whole dicts; readers never see half an 
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import anyio
 import numpy as np
@@ -19,6 +21,7 @@ from serving.errors import (
     MalformedRequestError,
     ModelLoadError,
     ModelNotFoundError,
+    NotReadyError,
     ServingError,
 )
 from serving.manifest import ModelManifest
@@ -38,16 +41,35 @@ class ModelState:
     failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
 
 
+class RegistryObserver(Protocol):
+    """Told about loads and about what is served, e.g. to keep metrics (ServingMetrics)."""
+
+    def model_loaded(self, name: str, seconds: float) -> None: ...
+
+    def model_load_failed(self, name: str) -> None: ...
+
+    def registry_changed(
+        self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
+    ) -> None: ...
+
+
 class ModelRegistry:
     """Loaded versions per model; resolves a request's version to a LoadedModel."""
 
-    def __init__(self, store: ModelStore, max_extra_versions: int = 4) -> None:
+    def __init__(
+        self,
+        store: ModelStore,
+        max_extra_versions: int = 4,
+        observer: RegistryObserver | None = None,
+    ) -> None:
         self._store = store
+        self._observer = observer
         self._models: dict[str, ModelState] = {}
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._max_extra = max_extra_versions
         self._refresh_lock = anyio.Lock()
         self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
+        self._unloaded: frozenset[str] = frozenset()  # by the V2 repository extension
         self.has_started = False
 
     # --- what is served ------------------------------------------------------------------
@@ -77,16 +99,33 @@ class ModelRegistry:
         return sorted({*served, *extra})
 
     async def resolve(self, name: str, version: int | str | None) -> LoadedModel:
-        """The loaded model a request gets; loads an explicitly named version on demand."""
+        """The loaded model a request gets; loads an explicitly named version on demand.
+
+        Aliases resolve through the last refresh (at most one poll interval old), as the
+        default version does; only a version number this worker has not seen reads the disk.
+        """
         state = self._models.get(name)
         if state is None:
             raise ModelNotFoundError(f"unknown model {name!r}")
+        if name in self._unloaded:
+            raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
         if version is None and state.served is not None:
             return state.served
-        number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
+        number = self._known_number(state, version)
+        if number is None:
+            number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
         if state.served is not None and state.served.manifest.version == number:
             return state.served
-        return await self._load_extra(name, number)
+        extra = self._extra.get((name, number))
+        return extra if extra is not None else await self._load_extra(name, number)
+
+    @staticmethod
+    def _known_number(state: ModelState, version: int | str | None) -> int | None:
+        if isinstance(version, str):
+            return state.aliases.get(version)
+        if isinstance(version, int) and version in state.versions:
+            return version
+        return None
 
     # --- keeping up with the disk ----------------------------------------------------------
     async def refresh(self) -> None:
@@ -99,6 +138,7 @@ class ModelRegistry:
                 (key, model) for key, model in self._extra.items() if key[0] in models
             )
             self.has_started = True
+            self._notify_changed()
 
     async def _refreshed(self, name: str) -> ModelState:
         current = self._models.get(name) or ModelState(name=name, served=None)
@@ -108,6 +148,8 @@ class ModelRegistry:
             log.warning("cannot read model %s from the registry: %s", name, exc)
             return current
         state = replace(current, aliases=aliases.aliases, versions=tuple(versions))
+        if name in self._unloaded:
+            return state
         if state.served is not None and state.served.manifest.version == wanted:
             return state
         if wanted in state.failures:
@@ -120,11 +162,52 @@ class ModelRegistry:
         log.info("serving %s v%s (was %s)", name, wanted, _version_of(state.served))
         return replace(state, served=loaded)
 
+    # --- explicit load and unload (V2 repository extension); this worker only ------------
+    def is_unloaded(self, name: str) -> bool:
+        return name in self._unloaded
+
+    async def load(self, name: str) -> LoadedModel:
+        """Serve `name` again in this worker: load its default version, retrying a failure."""
+        async with self._refresh_lock:
+            if not await anyio.to_thread.run_sync(self._store.versions, name):
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            self._unloaded = self._unloaded - {name}
+            current = self._models.get(name) or ModelState(name=name, served=None)
+            self._models = {**self._models, name: replace(current, failures={})}  # retry them
+            state = await self._refreshed(name)
+            self._models = {**self._models, name: state}
+        if state.served is None:
+            why = "; ".join(state.failures.values()) or "its files could not be read"
+            raise ModelLoadError(f"{name} cannot be served: {why}")
+        return state.served
+
+    async def unload(self, name: str) -> None:
+        """Stop serving `name` in this worker, and free its memory, until `load(name)`."""
+        async with self._refresh_lock:
+            state = self._models.get(name)
+            if state is None:
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            self._unloaded = self._unloaded | {name}
+            self._models = {**self._models, name: replace(state, served=None)}
+            self._extra = OrderedDict((k, m) for k, m in self._extra.items() if k[0] != name)
+
     def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
         aliases = self._store.read_aliases(name)
         return aliases, self._store.versions(name), self._store.served_version(name, aliases)
 
     async def _load_verified(self, name: str, version: int) -> LoadedModel:
+        started = time.perf_counter()
+        try:
+            loaded = await self._load_and_check(name, version)
+        except ServingError:
+            if self._observer is not None:
+                self._observer.model_load_failed(name)
+            raise
+        if self._observer is not None:
+            self._observer.model_loaded(name, time.perf_counter() - started)
+        return loaded
+
+    async def _load_and_check(self, name: str, version: int) -> LoadedModel:
         """Load in a worker thread, then prove it scores the manifest's example row."""
         try:
             loaded = await anyio.to_thread.run_sync(self._store.load, name, version)
@@ -151,7 +234,14 @@ class ModelRegistry:
             self._extra[key] = loaded
             while len(self._extra) > self._max_extra:
                 self._extra.popitem(last=False)
+            self._notify_changed()
             return loaded
+
+    def _notify_changed(self) -> None:
+        if self._observer is not None:
+            loaded = {name: self.loaded_versions(name) for name in self._models}
+            aliases = {name: state.aliases for name, state in self._models.items()}
+            self._observer.registry_changed(loaded, aliases)
 
 
 def _smoke_test(model: LoadedModel) -> None:

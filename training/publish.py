@@ -12,7 +12,6 @@ import numpy as np
 import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
-from sklearn.utils import get_tags
 
 from serving.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
 from serving.signing import TrustedKeys, sign
@@ -53,7 +52,7 @@ def describe(
         n_features=n_features,
         classes=classes,
         has_predict_proba=classifier and hasattr(estimator, "predict_proba"),
-        accepts_nan=bool(get_tags(estimator).input_tags.allow_nan),
+        accepts_nan=_accepts_nan(estimator, n_features),
         metrics=dict(metrics or {}),
         python_version=platform.python_version(),
         sklearn_version=sklearn.__version__,
@@ -88,6 +87,16 @@ def publish(
     signature = sign(manifest, signing_key).model_dump_json().encode()
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
     return store.publish(manifest, artifact, signature, verify=True)
+
+
+def _accepts_nan(estimator: Any, n_features: int) -> bool:
+    """Ask the estimator itself: tags can't tell, e.g. a Pipeline reports allow_nan=False
+    even when its first step handles missing values."""
+    try:
+        estimator.predict(np.full((1, n_features), np.nan))
+    except ValueError:
+        return False
+    return True
 
 
 def _feature_names(estimator: Any, n_features: int) -> list[str]:

@@ -1,5 +1,7 @@
 """Read-only model routes: what is published, what each alias points at, what is loaded."""
 
+from typing import Any
+
 import anyio
 from fastapi import APIRouter
 
@@ -12,7 +14,9 @@ from serving.schemas import ErrorResponse, ModelDetail, ModelList, ModelSummary
 from serving.store import ModelStore
 
 router = APIRouter(tags=["models"])
-_NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown model or version"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "Unknown model or version"}
+}
 
 
 def _summary(state: ModelState, registry: ModelRegistry) -> ModelSummary:

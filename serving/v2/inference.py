@@ -1,0 +1,93 @@
+"""One inference request under the protocol: decode, resolve, score through the Predictor, encode.
+
+Scoring goes through `Predictor.score`, so /v2 shares the version resolution, cache entries,
+metrics and scorer (and any batching behind it) with /predict.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+import anyio
+
+from serving.errors import BodyTooLargeError, MalformedRequestError, TooManyRowsError
+from serving.inputs import VersionSpec
+from serving.predictor import Predictor
+from serving.registry import ModelRegistry
+from serving.v2.codec import InferenceRequest, decode_request, encode_response
+from serving.v2.signature import PREDICT_PROBA, check_outputs, output_names, output_tensors
+from serving.v2.signature import to_matrix as tensors_to_matrix
+from serving.v2.tensors import Tensor
+
+_INLINE_BODY_BYTES = 64 * 1024  # larger bodies are decoded in a worker thread
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # deflate means zlib-wrapped
+
+
+@dataclass(frozen=True)
+class InferenceAnswer:
+    model: str
+    version: int
+    body: bytes
+    json_length: int | None  # set when binary outputs follow the JSON
+    is_cache_hit: bool
+
+
+async def decode(
+    body: bytes, header_length: str | None, content_encoding: str | None, max_bytes: int
+) -> InferenceRequest:
+    """The request, inflated first when the client compressed it (tritonclient can)."""
+    if content_encoding not in (None, "identity"):
+        body = await anyio.to_thread.run_sync(_inflate, body, content_encoding, max_bytes)
+    if len(body) <= _INLINE_BODY_BYTES:
+        return decode_request(body, header_length)
+    return await anyio.to_thread.run_sync(decode_request, body, header_length)
+
+
+def _inflate(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """gzip or deflate, never inflated past `max_bytes` (a small body can inflate hugely)."""
+    if encoding not in _WBITS:
+        raise MalformedRequestError(f"Content-Encoding {encoding!r} is not supported; use gzip")
+    inflater = zlib.decompressobj(_WBITS[encoding])
+    try:
+        inflated = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise MalformedRequestError(f"body is not valid {encoding}: {exc}") from None
+    if len(inflated) > max_bytes:
+        raise BodyTooLargeError(f"inflated body is larger than {max_bytes} bytes")
+    return inflated
+
+
+async def infer(
+    registry: ModelRegistry,
+    predictor: Predictor,
+    name: str,
+    version: VersionSpec,
+    request: InferenceRequest,
+    max_rows: int,
+) -> InferenceAnswer:
+    """Raises ServingError subclasses: bad tensors, unknown model or version, not loaded."""
+    model = await registry.resolve(name, version)
+    manifest = model.manifest
+    wanted = _wanted_outputs(request, output_names(manifest))
+    check_outputs([output for output, _ in wanted], manifest)
+    matrix = tensors_to_matrix(request.inputs, manifest)
+    if len(matrix) > max_rows:
+        raise TooManyRowsError(f"{len(matrix)} rows sent; at most {max_rows} per request")
+    is_proba = any(output == PREDICT_PROBA for output, _ in wanted)
+    scores, is_hit = await predictor.score(model, matrix, is_proba)
+    tensors = output_tensors(scores, manifest, [output for output, _ in wanted])
+    outputs: list[tuple[Tensor, bool]] = [
+        (tensor, is_binary) for tensor, (_, is_binary) in zip(tensors, wanted, strict=True)
+    ]
+    body, json_length = encode_response(name, manifest.version, request.id, outputs)
+    return InferenceAnswer(name, manifest.version, body, json_length, is_hit)
+
+
+def _wanted_outputs(request: InferenceRequest, every_output: list[str]) -> list[tuple[str, bool]]:
+    """(name, as binary) per output to send: those asked for, or every output the model has."""
+    default = request.is_binary_output
+    if request.outputs is None:
+        return [(name, default) for name in every_output]
+    return [
+        (output.name, default if output.is_binary is None else output.is_binary)
+        for output in request.outputs
+    ]
