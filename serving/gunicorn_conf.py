@@ -32,6 +32,11 @@ control_socket_disable = True
 # copy-on-write (docs/memory.md has the figures). Models still load in each worker's
 # lifespan, after the fork, so every worker reads the current aliases when it starts.
 preload_app = True
+# Building the app creates its unlabelled gauges' metric files, in the master and before
+# any hook runs: the directory must exist by then. (on_starting then clears the stale
+# files, the master's own included: the master never reports metrics.)
+if (_metrics_dir := multiprocess_dir()) is not None:
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
 
 
 # Prometheus multiprocess mode (see serving.metrics): the master owns the metric files.
