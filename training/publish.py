@@ -14,10 +14,11 @@ import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
 
+from serving.artifacts import sha256_hex
 from serving.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
 from serving.signing import TrustedKeys, sign
 from serving.skops_types import load_skops
-from serving.store import ModelStore, sha256_hex
+from serving.store import ModelStore
 
 
 def serialize(estimator: Any, artifact_format: ArtifactFormat = "joblib") -> bytes:

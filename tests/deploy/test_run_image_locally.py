@@ -86,6 +86,7 @@ def test_script_serves_the_read_only_registry_to_ready_and_stops_cleanly(
         "SERVING_HOST": "127.0.0.1",  # as `docker run -e`; tests stay on loopback
         "SERVING_PORT": str(port),
         "SERVING_TRUSTED_KEYS": trusted_key_text,
+        "SERVING_ADMIN_TOKENS": "ops-token",
     }
     command = [str(SCRIPT), "--root", str(scratch_root / "root"), str(registry_dir)]
     log_path = scratch_root / "server.log"
@@ -98,6 +99,14 @@ def test_script_serves_the_read_only_registry_to_ready_and_stops_cleanly(
         answer = httpx.post(f"{url}/predict", json=body, timeout=10)
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"] == "iris"
+        promote = httpx.put(
+            f"{url}/models/iris/aliases/production",
+            json={"version": 1},
+            headers={"Authorization": "Bearer ops-token"},
+            timeout=10,
+        )
+        assert promote.status_code == 503, promote.text
+        assert promote.json()["error"]["code"] == "registry_read_only"
     finally:
         exit_code = stop(process)
     output = log_path.read_text(errors="replace")
