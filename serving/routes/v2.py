@@ -23,7 +23,7 @@ from serving.deps import (
     StoreDep,
 )
 from serving.errors import MalformedRequestError, ModelNotFoundError, NotReadyError
-from serving.inputs import VersionSpec, parse_version
+from serving.inputs import VersionSpec, decode_object, parse_version
 from serving.manifest import ModelManifest
 from serving.middleware import LOG_FIELDS
 from serving.predictor import Predictor
@@ -32,7 +32,6 @@ from serving.responses import JSONBytes
 from serving.settings import Settings
 from serving.store import ModelStore
 from serving.v2 import inference
-from serving.v2.codec import decode_object
 from serving.v2.metadata import model_metadata, repository_index, server_metadata
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
