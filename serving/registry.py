@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import anyio
-import numpy as np
 
 from serving.aliases import DEFAULT_ALIAS, AliasTable
 from serving.errors import (
@@ -25,6 +24,7 @@ from serving.errors import (
     NotReadyError,
     ServingError,
 )
+from serving.loader import LoadObserver, VerifiedLoader
 from serving.manifest import ModelManifest
 from serving.store import LoadedModel, ModelStore
 
@@ -42,12 +42,8 @@ class ModelState:
     failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
 
 
-class RegistryObserver(Protocol):
+class RegistryObserver(LoadObserver, Protocol):
     """Told about loads and about what is served, e.g. to keep metrics (ServingMetrics)."""
-
-    def model_loaded(self, name: str, seconds: float) -> None: ...
-
-    def model_load_failed(self, name: str) -> None: ...
 
     def registry_changed(
         self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
@@ -66,6 +62,7 @@ class ModelRegistry:
     ) -> None:
         self._store = store
         self._observer = observer
+        self._loader = VerifiedLoader(store, observer)
         self._models: dict[str, ModelState] = {}
         # Versions loaded because a request named them, least recently used first.
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
@@ -193,7 +190,7 @@ class ModelRegistry:
         name = state.name
         try:
             # A version already loaded for explicit requests is verified: reuse, do not copy.
-            loaded = self._extra.get((name, version)) or await self._load_verified(name, version)
+            loaded = self._extra.get((name, version)) or await self._loader.load(name, version)
         except ServingError as exc:
             log.error("not serving %s v%s: %s", name, version, exc)
             return replace(state, failures={**state.failures, version: str(exc)})
@@ -250,29 +247,6 @@ class ModelRegistry:
         aliases = self._store.read_aliases(name)
         return aliases, self._store.versions(name), self._store.served_version(name, aliases)
 
-    async def _load_verified(self, name: str, version: int) -> LoadedModel:
-        started = time.perf_counter()
-        try:
-            loaded = await self._load_and_check(name, version)
-        except ServingError:
-            if self._observer is not None:
-                self._observer.model_load_failed(name)
-            raise
-        if self._observer is not None:
-            self._observer.model_loaded(name, time.perf_counter() - started)
-        return loaded
-
-    async def _load_and_check(self, name: str, version: int) -> LoadedModel:
-        """Load in a worker thread, then prove it scores the manifest's example row."""
-        try:
-            loaded = await anyio.to_thread.run_sync(self._store.load, name, version)
-            await anyio.to_thread.run_sync(_smoke_test, loaded)
-        except ServingError:
-            raise
-        except Exception as exc:  # unpickling or scoring arbitrary estimators can raise anything
-            raise ModelLoadError(f"{name} v{version} failed to load: {exc!r}") from exc
-        return loaded
-
     async def _load_extra(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         lock = self._load_locks.setdefault(key, anyio.Lock())
@@ -286,7 +260,7 @@ class ModelRegistry:
                 raise ModelLoadError(
                     f"{name} v{version} cannot be served: {state.failures[version]}"
                 )
-            loaded = await self._load_verified(name, version)
+            loaded = await self._loader.load(name, version)
             self._extra[key] = loaded
             while len(self._extra) > self._max_extra:
                 self._used_at.pop(self._extra.popitem(last=False)[0], None)
@@ -311,11 +285,6 @@ def _fallbacks(aliases: AliasTable, versions: list[int], wanted: int, limit: int
             candidates.append(version)
             seen.add(version)
     return candidates[:limit]
-
-
-def _smoke_test(model: LoadedModel) -> None:
-    example = np.asarray([model.manifest.example], dtype=np.float64)
-    model.estimator.predict(example)
 
 
 def _version_of(model: LoadedModel | None) -> str:
