@@ -16,20 +16,24 @@ from starlette.responses import Response
 
 from serving.batching import build_scorer
 from serving.cache import InProcessCache, NullCache, PredictionCache, RedisCache
+from serving.deps import ApiKeyRequired
 from serving.errors import (
     MalformedRequestError,
     MethodNotAllowedError,
     RouteNotFoundError,
     ServingError,
 )
+from serving.lifecycle import Lifecycle
 from serving.logging import configure_logging
 from serving.metrics import ServingMetrics, exposition, instrument_http
 from serving.middleware import GZipIfAccepted, RequestContextMiddleware
+from serving.notify import ChangeNotifier, listen_forever
 from serving.openapi import install_model_examples
 from serving.predictor import Predictor
-from serving.registry import ModelRegistry, poll_forever
+from serving.propagation import RefreshWakeup, follow_registry
+from serving.registry import ModelRegistry
 from serving.responses import JSONBytes
-from serving.routes import health, models, predict, v2
+from serving.routes import health, management, models, predict, v2
 from serving.settings import Settings, get_settings
 from serving.signing import trusted_keys_from
 from serving.store import ModelStore
@@ -47,18 +51,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = trusted_keys_from(settings)
         store = ModelStore(settings.model_dir, keys)
-        registry = ModelRegistry(store, settings.max_extra_versions, observer=metrics)
+        registry = ModelRegistry(
+            store,
+            settings.max_extra_versions,
+            observer=metrics,
+            unload_idle_seconds=settings.unload_idle_seconds,
+        )
         await registry.refresh()
         cache = _build_cache(settings, metrics)
+        wakeup = RefreshWakeup()
+        notifier = ChangeNotifier(wakeup.wake, settings.redis_url)
         app.state.settings, app.state.store, app.state.registry = settings, store, registry
+        app.state.lifecycle = Lifecycle(store, notifier)
         app.state.predictor = Predictor(registry, cache, build_scorer(settings, metrics), metrics)
         log.info("started", extra={"models": sorted(registry.models), "trusted_keys": len(keys)})
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(poll_forever, registry, settings.poll_interval_seconds)
+            tasks.start_soon(follow_registry, registry, wakeup, settings.poll_interval_seconds)
+            if settings.redis_url:
+                tasks.start_soon(listen_forever, settings.redis_url, wakeup.wake)
             try:
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+                await notifier.aclose()
                 await cache.aclose()
 
     app = FastAPIOffline(
@@ -68,8 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=_EXCEPTION_HANDLERS,
     )
     app.include_router(health.router)
-    app.include_router(predict.router)
-    app.include_router(models.router)
+    app.include_router(predict.router, dependencies=[ApiKeyRequired])
+    app.include_router(models.router, dependencies=[ApiKeyRequired])
+    app.include_router(management.router)
     app.include_router(v2.router)
     _add_metrics_route(app, metrics)
     install_model_examples(app)
@@ -107,7 +123,11 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID", "X-Cache"],
         )
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
 
 
 def _error(

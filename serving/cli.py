@@ -4,15 +4,20 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from serving.aliases import DEFAULT_ALIAS
-from serving.errors import ServingError
+from serving.errors import InvalidInputError, ServingError
 from serving.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
+from serving.remote import ModelListing, RemoteRegistry
 from serving.settings import Settings
-from serving.signing import trusted_keys_from
-from serving.store import ModelStore
+
+if TYPE_CHECKING:  # imported lazily: `serve` should not load scikit-learn before exec
+    from serving.store import ModelStore
+    from training.publish import SignedVersion
 
 _GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
 DEMO_MODELS = ("iris", "breast_cancer", "diabetes")
@@ -45,20 +50,38 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--promote", metavar="ALIAS", help="point ALIAS at the new version")
     train.set_defaults(run=_train)
 
+    push = verbs.add_parser("push", help="sign a model file and publish it as the next version")
+    push.add_argument("file", type=Path, metavar="FILE", help="a .joblib or .skops model file")
+    push.add_argument("--name", required=True)
+    push.add_argument("--promote", metavar="ALIAS", help="point ALIAS at the new version")
+    push.add_argument("--format", choices=("joblib", "skops"), default="joblib")
+    push.add_argument("--features", help="comma-separated feature names (default: f0, f1, ...)")
+    push.add_argument("--example", help="comma-separated example row (default: zeros)")
+    _add_remote_flags(push)
+    push.set_defaults(run=_push)
+
     promote = verbs.add_parser("promote", help="point an alias at a version")
     promote.add_argument("name")
     promote.add_argument("version", type=int)
     promote.add_argument("--alias", default=DEFAULT_ALIAS)
+    _add_remote_flags(promote)
     promote.set_defaults(run=_promote)
 
     rollback = verbs.add_parser("rollback", help="point an alias back at its previous version")
     rollback.add_argument("name")
     rollback.add_argument("--alias", default=DEFAULT_ALIAS)
+    _add_remote_flags(rollback)
     rollback.set_defaults(run=_rollback)
 
     listing = verbs.add_parser("models", help="list models, versions and aliases")
+    _add_remote_flags(listing)
     listing.set_defaults(run=_models)
     return parser
+
+
+def _add_remote_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="a running server; default: the local registry")
+    parser.add_argument("--token", help="admin token for --url (SERVING_ADMIN_TOKENS there)")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -74,7 +97,10 @@ def _serve(args: argparse.Namespace) -> int:
     os.execv(sys.executable, [*gunicorn, "serving.app:create_app()"])
 
 
-def _local_store(settings: Settings) -> ModelStore:
+def _local_store(settings: Settings) -> "ModelStore":
+    from serving.signing import trusted_keys_from
+    from serving.store import ModelStore
+
     return ModelStore(settings.model_dir, trusted_keys_from(settings))
 
 
@@ -100,25 +126,107 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    """Sign with the local signing key, then publish locally or upload to --url."""
+    signed = _signed_version(args, Settings())
+    manifest = signed.manifest
+    with _target(args) as target:
+        if isinstance(target, RemoteRegistry):
+            version = target.upload(manifest, signed.artifact, signed.signature)
+        else:
+            version = target.publish(manifest, signed.artifact, signed.signature, verify=True)
+        print(f"{args.name}: published v{version}")
+        if args.promote:
+            target.set_alias(args.name, args.promote, version)
+            print(f"{args.name}: {args.promote} -> v{version}")
+    _announce(args)
+    return 0
+
+
+def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVersion":
+    from serving.signing import load_or_create_private_key
+    from training.publish import prepare, read_estimator
+
+    if not args.file.is_file():
+        raise InvalidInputError(f"no such file: {args.file}")
+    try:
+        estimator = read_estimator(args.file)
+    except ServingError:
+        raise
+    except Exception as exc:  # unpickling a damaged or foreign file can raise anything
+        raise InvalidInputError(f"cannot read a model from {args.file}: {exc!r}") from exc
+    try:
+        example = [float(v) for v in _comma_list(args.example) or []] or None
+        return prepare(
+            estimator,
+            name=args.name,
+            signing_key=load_or_create_private_key(settings.signing_key_file),
+            feature_names=_comma_list(args.features),
+            example=example,
+            artifact_format=args.format,
+        )
+    except (ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise InvalidInputError(f"cannot describe {args.file} as {args.name!r}: {exc}") from exc
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",")] if value else None
+
+
+@contextmanager
+def _target(args: argparse.Namespace) -> Iterator["ModelStore | RemoteRegistry"]:
+    """The running server named by --url, or else the local registry."""
+    if args.url:
+        with RemoteRegistry(args.url, args.token) as remote:
+            yield remote
+    else:
+        yield _local_store(Settings())
+
+
 def _promote(args: argparse.Namespace) -> int:
-    _local_store(Settings()).set_alias(args.name, args.alias, args.version)
+    with _target(args) as target:
+        target.set_alias(args.name, args.alias, args.version)
     print(f"{args.name}: {args.alias} -> v{args.version}")
+    _announce(args)
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    version = _local_store(Settings()).rollback(args.name, args.alias)
+    with _target(args) as target:
+        version = target.rollback(args.name, args.alias)
     print(f"{args.name}: {args.alias} -> v{version}")
+    _announce(args)
     return 0
+
+
+def _announce(args: argparse.Namespace) -> None:
+    """After a change to the local registry, tell servers sharing it through Redis (when
+    SERVING_REDIS_URL is set) so they follow at once rather than at their next poll."""
+    settings = Settings()
+    if args.url or not settings.redis_url:
+        return
+    import anyio
+
+    from serving.notify import announce
+
+    anyio.run(announce, settings.redis_url, args.name)
 
 
 def _models(args: argparse.Namespace) -> int:
-    store = _local_store(Settings())
-    for name in store.model_names():
-        aliases = store.read_aliases(name).aliases
-        shown = ", ".join(f"{alias}=v{v}" for alias, v in sorted(aliases.items())) or "no aliases"
-        print(f"{name}: versions {store.versions(name)}; {shown}")
+    with _target(args) as target:
+        listing = target.listing() if isinstance(target, RemoteRegistry) else _listing(target)
+    for model in listing:
+        aliases = sorted(model.aliases.items())
+        shown = ", ".join(f"{alias}=v{v}" for alias, v in aliases) or "no aliases"
+        print(f"{model.name}: versions {model.versions}; {shown}")
     return 0
+
+
+def _listing(store: "ModelStore") -> list[ModelListing]:
+    return [
+        ModelListing(name, store.versions(name), store.read_aliases(name).aliases)
+        for name in store.model_names()
+    ]
 
 
 if __name__ == "__main__":

@@ -87,6 +87,13 @@ class ModelLoadError(ServingError):
     code = "model_unavailable"
 
 
+class RegistryReadOnlyError(ServingError):
+    """The registry folder cannot be written on this server (e.g. a read-only volume)."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "registry_read_only"
+
+
 class NotReadyError(ServingError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
     code = "not_ready"

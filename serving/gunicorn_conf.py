@@ -3,6 +3,7 @@
 Values come from the SERVING_* settings, so the container, the CLI and the tests share them.
 """
 
+import gc
 import os
 from typing import Any
 
@@ -28,6 +29,15 @@ loglevel = _settings.log_level
 # gunicorn 27's control socket sits at one fixed path per user, so every server on a machine
 # (replicas, tests, benchmarks) would fight over it; nothing here uses gunicornc.
 control_socket_disable = True
+# Import the libraries and build the app once in the master; workers share those pages
+# copy-on-write (docs/memory.md has the figures). Models still load in each worker's
+# lifespan, after the fork, so every worker reads the current aliases when it starts.
+preload_app = True
+# Building the app creates its unlabelled gauges' metric files, in the master and before
+# any hook runs: the directory must exist by then. (on_starting then clears the stale
+# files, the master's own included: the master never reports metrics.)
+if (_metrics_dir := multiprocess_dir()) is not None:
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
 
 # BLAS and OpenMP threads per worker, so that workers x threads never exceeds the cores:
 # oversubscribed OpenMP (HistGradientBoosting) spins and collapses. Set before any worker
@@ -56,3 +66,13 @@ def on_exit(server: Any) -> None:
     directory = multiprocess_dir()
     if directory is not None:
         remove_multiprocess_dir(directory)
+
+
+def when_ready(server: Any) -> None:
+    """Before the first fork: move the preloaded objects out of the collector's reach.
+
+    A collection in a worker would otherwise write to the GC header of every object
+    inherited from the master, copying those pages (gc.freeze, Python docs on fork).
+    """
+    gc.collect()
+    gc.freeze()

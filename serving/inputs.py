@@ -31,12 +31,7 @@ class PredictBody:
 
 def parse_predict_body(raw: bytes, *, allowed: frozenset[str], max_rows: int) -> PredictBody:
     """Decode and check a predict body. `allowed` is the set of fields the route takes."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequestError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedRequestError("body must be a JSON object")
+    document = decode_object(raw)
     unknown = sorted(set(document) - (allowed & _FIELDS))
     if unknown:
         raise MalformedRequestError(f"unknown field(s): {', '.join(unknown)}")
@@ -46,6 +41,17 @@ def parse_predict_body(raw: bytes, *, allowed: frozenset[str], max_rows: int) ->
         instances=_instances(document.get("instances"), max_rows),
         probabilities=_flag(document.get("probabilities", False)),
     )
+
+
+def decode_object(raw: bytes | memoryview) -> dict[str, Any]:
+    """A JSON object, or MalformedRequestError."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequestError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MalformedRequestError("body must be a JSON object")
+    return document
 
 
 def parse_version(value: object) -> VersionSpec:

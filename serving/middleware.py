@@ -7,6 +7,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -20,11 +21,14 @@ log = logging.getLogger("serving.access")
 REQUEST_ID_HEADER = "x-request-id"
 LOG_FIELDS = "serving.log"  # scope key where routes leave model, version and cache outcome
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_UPLOAD_PATH = re.compile(r"^/models/[^/]+/versions/?$")
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_upload_bytes: int = 0) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
+        # Model uploads (POST /models/{name}/versions) carry whole artifacts: their own limit.
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,11 +47,13 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
+        limit = _Limit.upload(self.max_upload_bytes) if _is_upload(scope) else None
+        limit = limit or _Limit.body(self.max_body_bytes)
         try:
-            if _declared_length(scope) > self.max_body_bytes:
-                await _reject_too_large(self.max_body_bytes, scope["path"], send_with_id)
+            if _declared_length(scope) > limit.bytes:
+                await _reject_too_large(limit, scope["path"], send_with_id)
                 return
-            await self.app(scope, self._limited(receive), send_with_id)
+            await self.app(scope, _limited(receive, limit), send_with_id)
         finally:
             log.info(
                 "request",
@@ -61,20 +67,39 @@ class RequestContextMiddleware:
                 },
             )
 
-    def _limited(self, receive: Receive) -> Receive:
-        """Counts streamed body bytes: a chunked body can't skip the limit."""
-        received = 0
 
-        async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLargeError(_too_large_message(self.max_body_bytes))
-            return message
+@dataclass(frozen=True)
+class _Limit:
+    bytes: int
+    setting: str
 
-        return receive_limited
+    @classmethod
+    def body(cls, size: int) -> "_Limit":
+        return cls(size, "SERVING_MAX_BODY_BYTES")
+
+    @classmethod
+    def upload(cls, size: int) -> "_Limit":
+        return cls(size, "SERVING_MAX_UPLOAD_BYTES")
+
+
+def _is_upload(scope: Scope) -> bool:
+    return scope["method"] == "POST" and bool(_UPLOAD_PATH.match(scope["path"]))
+
+
+def _limited(receive: Receive, limit: _Limit) -> Receive:
+    """Counts streamed body bytes: a chunked body can't skip the limit."""
+    received = 0
+
+    async def receive_limited() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit.bytes:
+                raise BodyTooLargeError(_too_large_message(limit))
+        return message
+
+    return receive_limited
 
 
 def _request_id(scope: Scope) -> bytes:
@@ -91,11 +116,11 @@ def _declared_length(scope: Scope) -> int:
     return 0
 
 
-def _too_large_message(limit: int) -> str:
-    return f"request body is larger than {limit} bytes (SERVING_MAX_BODY_BYTES)"
+def _too_large_message(limit: _Limit) -> str:
+    return f"request body is larger than {limit.bytes} bytes ({limit.setting})"
 
 
-async def _reject_too_large(limit: int, path: str, send: Send) -> None:
+async def _reject_too_large(limit: _Limit, path: str, send: Send) -> None:
     message = _too_large_message(limit)
     error = {"code": BodyTooLargeError.code, "message": message}
     body = orjson.dumps(protocol_error(message) if is_protocol_path(path) else {"error": error})

@@ -7,6 +7,7 @@ request already running. Writers replace whole dicts; readers never see half an 
 """
 
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -14,9 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import anyio
-import numpy as np
 
-from serving.aliases import AliasTable
+from serving.aliases import DEFAULT_ALIAS, AliasTable
 from serving.errors import (
     MalformedRequestError,
     ModelLoadError,
@@ -24,6 +24,7 @@ from serving.errors import (
     NotReadyError,
     ServingError,
 )
+from serving.loader import LoadObserver, VerifiedLoader
 from serving.manifest import ModelManifest
 from serving.store import LoadedModel, ModelStore
 
@@ -41,12 +42,8 @@ class ModelState:
     failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
 
 
-class RegistryObserver(Protocol):
+class RegistryObserver(LoadObserver, Protocol):
     """Told about loads and about what is served, e.g. to keep metrics (ServingMetrics)."""
-
-    def model_loaded(self, name: str, seconds: float) -> None: ...
-
-    def model_load_failed(self, name: str) -> None: ...
 
     def registry_changed(
         self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
@@ -61,12 +58,17 @@ class ModelRegistry:
         store: ModelStore,
         max_extra_versions: int = 4,
         observer: RegistryObserver | None = None,
+        unload_idle_seconds: float = 300.0,
     ) -> None:
         self._store = store
         self._observer = observer
+        self._loader = VerifiedLoader(store, observer)
         self._models: dict[str, ModelState] = {}
+        # Versions loaded because a request named them, least recently used first.
         self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._used_at: dict[tuple[str, int], float] = {}  # monotonic time of the last request
         self._max_extra = max_extra_versions
+        self._unload_idle_seconds = unload_idle_seconds
         self._refresh_lock = anyio.Lock()
         self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
         self._unloaded: frozenset[str] = frozenset()  # by the V2 repository extension
@@ -117,7 +119,10 @@ class ModelRegistry:
         if state.served is not None and state.served.manifest.version == number:
             return state.served
         extra = self._extra.get((name, number))
-        return extra if extra is not None else await self._load_extra(name, number)
+        if extra is None:
+            return await self._load_extra(name, number)
+        self._used_at[(name, number)] = time.monotonic()
+        return extra
 
     @staticmethod
     def _known_number(state: ModelState, version: int | str | None) -> int | None:
@@ -134,11 +139,32 @@ class ModelRegistry:
             names = await anyio.to_thread.run_sync(self._store.model_names)
             models = {name: await self._refreshed(name) for name in names}
             self._models = models
-            self._extra = OrderedDict(
-                (key, model) for key, model in self._extra.items() if key[0] in models
-            )
+            self._extra = self._kept_extras(models)
             self.has_started = True
             self._notify_changed()
+
+    def _kept_extras(
+        self, models: dict[str, ModelState]
+    ) -> OrderedDict[tuple[str, int], LoadedModel]:
+        now = time.monotonic()
+        kept = OrderedDict(
+            (key, model)
+            for key, model in self._extra.items()
+            if self._is_still_needed(key, models.get(key[0]), now)
+        )
+        self._used_at = {key: self._used_at.get(key, now) for key in kept}
+        return kept
+
+    def _is_still_needed(self, key: tuple[str, int], state: ModelState | None, now: float) -> bool:
+        """Unload deleted versions, the new default (held as `served`), and versions that
+        no alias points at and no request has named for `unload_idle_seconds`."""
+        version = key[1]
+        if state is None or version not in state.versions:
+            return False
+        if state.served is not None and state.served.manifest.version == version:
+            return False
+        idle_seconds = now - self._used_at.get(key, now)
+        return version in state.aliases.values() or idle_seconds < self._unload_idle_seconds
 
     async def _refreshed(self, name: str) -> ModelState:
         current = self._models.get(name) or ModelState(name=name, served=None)
@@ -154,13 +180,39 @@ class ModelRegistry:
             return state
         if wanted in state.failures:
             return state  # already failed; a version never changes, so do not retry
+        state = await self._swapped_to(state, wanted)
+        if state.served is None:
+            state = await self._fallen_back(state, _fallbacks(aliases, versions, wanted))
+        return state
+
+    async def _swapped_to(self, state: ModelState, version: int) -> ModelState:
+        """`state` serving `version` once it loads and verifies; else with the failure noted."""
+        name = state.name
         try:
-            loaded = await self._load_verified(name, wanted)
+            # A version already loaded for explicit requests is verified: reuse, do not copy.
+            loaded = self._extra.get((name, version)) or await self._loader.load(name, version)
         except ServingError as exc:
-            log.error("not serving %s v%s: %s", name, wanted, exc)
-            return replace(state, failures={**state.failures, wanted: str(exc)})
-        log.info("serving %s v%s (was %s)", name, wanted, _version_of(state.served))
+            log.error("not serving %s v%s: %s", name, version, exc)
+            return replace(state, failures={**state.failures, version: str(exc)})
+        log.info(
+            "serving %s v%s (was %s)",
+            name,
+            version,
+            _version_of(state.served),
+            extra={"event": "swapped", "model": name, "version": version, "pid": os.getpid()},
+        )
         return replace(state, served=loaded)
+
+    async def _fallen_back(self, state: ModelState, candidates: list[int]) -> ModelState:
+        """A worker with nothing to serve yet (just started) whose wanted version fails
+        serves what the workers that were already running kept serving: the version
+        the alias held before, or the next lower one."""
+        for version in candidates:
+            if version not in state.failures:
+                state = await self._swapped_to(state, version)
+                if state.served is not None:
+                    break
+        return state
 
     # --- explicit load and unload (V2 repository extension); this worker only ------------
     def is_unloaded(self, name: str) -> bool:
@@ -195,33 +247,11 @@ class ModelRegistry:
         aliases = self._store.read_aliases(name)
         return aliases, self._store.versions(name), self._store.served_version(name, aliases)
 
-    async def _load_verified(self, name: str, version: int) -> LoadedModel:
-        started = time.perf_counter()
-        try:
-            loaded = await self._load_and_check(name, version)
-        except ServingError:
-            if self._observer is not None:
-                self._observer.model_load_failed(name)
-            raise
-        if self._observer is not None:
-            self._observer.model_loaded(name, time.perf_counter() - started)
-        return loaded
-
-    async def _load_and_check(self, name: str, version: int) -> LoadedModel:
-        """Load in a worker thread, then prove it scores the manifest's example row."""
-        try:
-            loaded = await anyio.to_thread.run_sync(self._store.load, name, version)
-            await anyio.to_thread.run_sync(_smoke_test, loaded)
-        except ServingError:
-            raise
-        except Exception as exc:  # unpickling or scoring arbitrary estimators can raise anything
-            raise ModelLoadError(f"{name} v{version} failed to load: {exc!r}") from exc
-        return loaded
-
     async def _load_extra(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         lock = self._load_locks.setdefault(key, anyio.Lock())
         async with lock:
+            self._used_at[key] = time.monotonic()
             if key in self._extra:
                 self._extra.move_to_end(key)
                 return self._extra[key]
@@ -230,10 +260,10 @@ class ModelRegistry:
                 raise ModelLoadError(
                     f"{name} v{version} cannot be served: {state.failures[version]}"
                 )
-            loaded = await self._load_verified(name, version)
+            loaded = await self._loader.load(name, version)
             self._extra[key] = loaded
             while len(self._extra) > self._max_extra:
-                self._extra.popitem(last=False)
+                self._used_at.pop(self._extra.popitem(last=False)[0], None)
             self._notify_changed()
             return loaded
 
@@ -244,22 +274,18 @@ class ModelRegistry:
             self._observer.registry_changed(loaded, aliases)
 
 
-def _smoke_test(model: LoadedModel) -> None:
-    example = np.asarray([model.manifest.example], dtype=np.float64)
-    model.estimator.predict(example)
+def _fallbacks(aliases: AliasTable, versions: list[int], wanted: int, limit: int = 5) -> list[int]:
+    """Versions to try, best first, when `wanted` cannot be served and nothing else is."""
+    trail = aliases.history.get(DEFAULT_ALIAS, []) if DEFAULT_ALIAS in aliases.aliases else []
+    ordered = [*reversed(trail), *sorted(versions, reverse=True)]
+    existing, seen = set(versions), {wanted}
+    candidates = []
+    for version in ordered:
+        if version in existing and version not in seen:
+            candidates.append(version)
+            seen.add(version)
+    return candidates[:limit]
 
 
 def _version_of(model: LoadedModel | None) -> str:
     return "none" if model is None else str(model.manifest.version)
-
-
-async def poll_forever(registry: ModelRegistry, interval_seconds: float) -> None:
-    """Re-read the registry every `interval_seconds` so every worker follows alias moves."""
-    while True:
-        await anyio.sleep(interval_seconds)
-        started = time.perf_counter()
-        try:
-            await registry.refresh()
-        except Exception:  # the poller must survive anything the disk throws at it
-            log.exception("registry refresh failed")
-        log.debug("registry refreshed in %.1f ms", (time.perf_counter() - started) * 1000)

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     api_keys: CommaList = Field(default=[], repr=False)
     max_rows: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)  # POST /models/{name}/versions
     cors_origins: CommaList = []
     trusted_keys: CommaList = []  # Ed25519 public keys (base64 raw or PEM) artifacts must carry
     trusted_keys_file: Path | None = None  # one key per line, added to trusted_keys
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     signing_key_file: Path = Path("~/.config/serving/signing-key.pem")
     poll_interval_seconds: float = Field(default=1.0, gt=0)  # registry re-read for alias moves
     max_extra_versions: int = Field(default=4, ge=0)  # non-default versions kept loaded per worker
+    # A version loaded because a request named it, and that no alias points at, is unloaded
+    # after this long without a request.
+    unload_idle_seconds: float = Field(default=300.0, gt=0)
     predict_threads: int = Field(default=4, ge=1)  # concurrent scoring threads per worker
     batching: bool = True  # merge concurrent requests per model version (see batching.py)
     max_batch_size: int = Field(default=256, ge=1)  # rows per merged call; manifest may override

@@ -1,4 +1,4 @@
-"""ModelStore: the registry on disk, `<root>/<name>/<version>/`; the only joblib and skops reader.
+"""ModelStore: the registry on disk, `<root>/<name>/<version>/`.
 
 Publishing is atomic (a hidden staging folder renamed into place under a per-model
 lock), version numbers are never reused (deleted ones leave a tombstone), and alias
@@ -6,9 +6,8 @@ tables are replaced whole with os.replace, so a reader never sees half of anythi
 """
 
 import contextlib
+import errno
 import fcntl
-import hashlib
-import io
 import os
 import shutil
 import time
@@ -18,22 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
-import sklearn
 from pydantic import ValidationError
 
 from serving.aliases import ALIAS_FILE, DEFAULT_ALIAS, AliasTable
+from serving.artifacts import deserialize, verify_artifact
 from serving.errors import (
     AliasNotFoundError,
     ArtifactRejectedError,
     ModelLoadError,
     ModelNotFoundError,
+    RegistryReadOnlyError,
     VersionInUseError,
     VersionNotFoundError,
 )
 from serving.manifest import MANIFEST_FILE, MODEL_NAME_RE, SIGNATURE_FILE, ModelManifest
 from serving.signing import TrustedKeys
-from serving.skops_types import load_skops
 
 _LOCK_FILE = ".lock"
 _TOMBSTONE_PREFIX = ".deleted-"
@@ -47,43 +45,6 @@ class LoadedModel:
     estimator: Any  # whatever the artifact holds: an sklearn estimator or Pipeline
     load_seconds: float = 0.0
     loaded_at: float = field(default_factory=time.time)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def check_library_versions(manifest: ModelManifest) -> None:
-    """A pickle is only safe with the scikit-learn minor version that wrote it."""
-    written, running = _minor(manifest.sklearn_version), _minor(sklearn.__version__)
-    if written != running:
-        raise ArtifactRejectedError(
-            f"{manifest.name}: artifact written by scikit-learn {manifest.sklearn_version}, "
-            f"this server runs scikit-learn {sklearn.__version__}; retrain or pin {written}"
-        )
-
-
-def _minor(version: str) -> str:
-    return ".".join(version.split(".")[:2])
-
-
-def verify_artifact(
-    manifest: ModelManifest, artifact: bytes, signature: bytes | None, keys: TrustedKeys
-) -> None:
-    """Everything checked before a byte of the artifact is deserialised."""
-    keys.verify(manifest, signature)
-    if sha256_hex(artifact) != manifest.artifact.sha256:
-        raise ArtifactRejectedError(
-            f"{manifest.name}: artifact sha256 does not match the manifest (tampered or corrupt)"
-        )
-    check_library_versions(manifest)
-
-
-def deserialize(manifest: ModelManifest, artifact: bytes) -> Any:
-    """Unpickle verified bytes. Only call after verify_artifact."""
-    if manifest.artifact.format == "skops":
-        return load_skops(artifact)
-    return joblib.load(io.BytesIO(artifact))
 
 
 class ModelStore:
@@ -193,9 +154,9 @@ class ModelStore:
         if verify:
             verify_artifact(manifest, artifact, signature, self._trusted_keys)
         model_dir = self._model_dir(manifest.name)
-        model_dir.mkdir(parents=True, exist_ok=True)
         staging = model_dir / f".staging-{uuid.uuid4().hex}"
-        staging.mkdir()
+        with _writable(self.root):
+            staging.mkdir(parents=True)
         try:
             _write_durably(staging / manifest.artifact.file_name, artifact)
             if signature is not None:
@@ -282,13 +243,27 @@ class ModelStore:
     def _locked(self, name: str) -> Iterator[None]:
         """An exclusive lock across processes (and pods sharing the volume) on one model."""
         model_dir = self._model_dir(name)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        with open(model_dir / _LOCK_FILE, "a+b") as lock:
+        with _writable(self.root):
+            model_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(model_dir / _LOCK_FILE, "a+b")  # noqa: SIM115 - closed below
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _writable(root: Path) -> Iterator[None]:
+    """A registry mounted read-only (a pod's volume, the image's default) can serve but
+    not be changed: say so instead of failing with a bare OSError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in {errno.EROFS, errno.EACCES, errno.EPERM}:
+            raise
+        raise RegistryReadOnlyError(f"the registry at {root} is read-only here") from exc
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -82,3 +82,9 @@ def stop(process: subprocess.Popen[bytes], timeout_seconds: float = 30.0) -> int
         except subprocess.TimeoutExpired:
             process.kill()
     return process.wait()
+
+
+def worker_pids(master_pid: int) -> set[int]:
+    """The gunicorn master's child processes: its workers."""
+    with open(f"/proc/{master_pid}/task/{master_pid}/children") as listing:
+        return {int(pid) for pid in listing.read().split()}

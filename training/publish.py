@@ -3,6 +3,7 @@
 import io
 import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,11 @@ import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
 
+from serving.artifacts import sha256_hex
 from serving.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
 from serving.signing import TrustedKeys, sign
-from serving.store import ModelStore, sha256_hex
+from serving.skops_types import load_skops
+from serving.store import ModelStore
 
 
 def serialize(estimator: Any, artifact_format: ArtifactFormat = "joblib") -> bytes:
@@ -62,6 +65,40 @@ def describe(
     )
 
 
+@dataclass(frozen=True)
+class SignedVersion:
+    """What an upload carries: the artifact, its manifest, and the signature over the manifest."""
+
+    manifest: ModelManifest
+    artifact: bytes
+    signature: bytes  # JSON of serving.signing.Signature
+
+
+def prepare(
+    estimator: Any,
+    *,
+    name: str,
+    signing_key: Ed25519PrivateKey,
+    feature_names: Sequence[str] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    example: Sequence[float] | None = None,
+    artifact_format: ArtifactFormat = "joblib",
+) -> SignedVersion:
+    """Serialise, describe and sign `estimator`, ready to publish locally or upload."""
+    artifact = serialize(estimator, artifact_format)
+    manifest = describe(
+        estimator,
+        artifact,
+        name=name,
+        feature_names=feature_names,
+        metrics=metrics,
+        example=example,
+        artifact_format=artifact_format,
+    )
+    signature = sign(manifest, signing_key).model_dump_json().encode()
+    return SignedVersion(manifest, artifact, signature)
+
+
 def publish(
     estimator: Any,
     *,
@@ -74,19 +111,26 @@ def publish(
     artifact_format: ArtifactFormat = "joblib",
 ) -> int:
     """Store `estimator` as the next version of `name`, signed, and return that version."""
-    artifact = serialize(estimator, artifact_format)
-    manifest = describe(
+    signed = prepare(
         estimator,
-        artifact,
         name=name,
+        signing_key=signing_key,
         feature_names=feature_names,
         metrics=metrics,
         example=example,
         artifact_format=artifact_format,
     )
-    signature = sign(manifest, signing_key).model_dump_json().encode()
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
-    return store.publish(manifest, artifact, signature, verify=True)
+    return store.publish(signed.manifest, signed.artifact, signed.signature, verify=True)
+
+
+def read_estimator(path: Path) -> Any:
+    """Load a model file its owner is about to sign and push. joblib runs whatever the file
+    carries, so only the file's owner does this, never the server; skops files go through
+    the server's type allow-list."""
+    if path.suffix == ".skops":
+        return load_skops(path.read_bytes())
+    return joblib.load(path)
 
 
 def _accepts_nan(estimator: Any, n_features: int) -> bool:

@@ -11,27 +11,32 @@ out of service everywhere moves its alias or deletes it instead.
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from serving.deps import PredictorDep, RegistryDep, SettingsDep, StoreDep
+from serving.deps import (
+    AdminTokenRequired,
+    ApiKeyRequired,
+    PredictorDep,
+    RegistryDep,
+    SettingsDep,
+    StoreDep,
+)
 from serving.errors import MalformedRequestError, ModelNotFoundError, NotReadyError
-from serving.inputs import VersionSpec, parse_version
+from serving.inputs import VersionSpec, decode_object, parse_version
 from serving.manifest import ModelManifest
 from serving.middleware import LOG_FIELDS
 from serving.predictor import Predictor
 from serving.registry import ModelRegistry
 from serving.responses import JSONBytes
-from serving.routes.v2_auth import require_admin, require_api_key
 from serving.settings import Settings
 from serving.store import ModelStore
 from serving.v2 import inference
-from serving.v2.codec import decode_object
 from serving.v2.metadata import model_metadata, repository_index, server_metadata
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
-_API_KEY = [Depends(require_api_key)]
-_ADMIN = [Depends(require_admin)]
+_API_KEY = [ApiKeyRequired]
+_ADMIN = [AdminTokenRequired]
 _ERROR = {"description": 'Protocol error: {"error": "<message>"}'}
 _RESPONSES: dict[int | str, dict[str, Any]] = {400: _ERROR, 404: _ERROR, 503: _ERROR}
 _INFER_BODY = {

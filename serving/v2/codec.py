@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from serving.errors import InvalidInputError, MalformedRequestError
+from serving.inputs import decode_object
 from serving.v2.datatypes import check_datatype
 from serving.v2.tensors import Tensor, binary_values, json_data, json_values, packed
 
@@ -60,17 +61,6 @@ def _json_length(header: str | None, body_length: int) -> int:
             f"Inference-Header-Content-Length must be a byte count up to {body_length}"
         )
     return int(header)
-
-
-def decode_object(raw: bytes | memoryview) -> dict[str, Any]:
-    """A JSON object, or MalformedRequestError."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequestError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedRequestError("body must be a JSON object")
-    return document
 
 
 def _input(item: object, where: str, tail: "_BinaryTail") -> Tensor:

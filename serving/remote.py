@@ -1,0 +1,82 @@
+"""RemoteRegistry: a running server's management API, for the CLI's `--url` mode."""
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from serving.errors import ServingError
+from serving.manifest import ModelManifest
+
+
+class RemoteError(ServingError):
+    """The server refused a request, or could not be reached."""
+
+    code = "remote_error"
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    name: str
+    versions: list[int]
+    aliases: dict[str, int]
+
+
+class RemoteRegistry:
+    """Talks to `url` with `Authorization: Bearer <token>`. Blocking; close it when done."""
+
+    def __init__(self, url: str, token: str | None, timeout_seconds: float = 120.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_seconds)
+
+    def __enter__(self) -> "RemoteRegistry":
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._client.close()
+
+    def upload(self, manifest: ModelManifest, artifact: bytes, signature: bytes) -> int:
+        """Publish the next version; the server verifies the signature before storing it."""
+        files = {
+            "artifact": (manifest.artifact.file_name, artifact, "application/octet-stream"),
+            "manifest": ("manifest.json", manifest.to_json(), "application/json"),
+            "signature": ("signature.json", signature, "application/json"),
+        }
+        answer = self._call("POST", f"/models/{manifest.name}/versions", files=files)
+        return int(answer["version"])
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self._call("PUT", f"/models/{name}/aliases/{alias}", json={"version": version})
+
+    def rollback(self, name: str, alias: str) -> int:
+        return int(self._call("POST", f"/models/{name}/aliases/{alias}/rollback")["version"])
+
+    def listing(self) -> list[ModelListing]:
+        models = self._call("GET", "/models")["models"]
+        return [ModelListing(m["name"], m["versions"], m["aliases"]) for m in models]
+
+    def _call(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, path, **options)
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.url}: {exc}") from exc
+        if response.is_error:
+            raise RemoteError(f"{self.url} answered {response.status_code}: {_reason(response)}")
+        if not response.content:
+            return {}
+        answer: dict[str, Any] = response.json()
+        return answer
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200] or response.reason_phrase
