@@ -6,11 +6,12 @@ import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from serving.deps import LeanRoute, PredictorDep, RegistryDep, SettingsDep
+from serving.deps import PredictorDep, RegistryDep, SettingsDep
 from serving.errors import MalformedRequestError
 from serving.inputs import PredictBody, parse_predict_body, parse_version
 from serving.middleware import LOG_FIELDS
 from serving.predictor import Prediction
+from serving.routes.lean import LeanRoute
 from serving.schemas import ErrorResponse, PredictRequest, PredictResponse
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
