@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -12,6 +13,9 @@ from pathlib import Path
 from bench.registry import ModelInfo
 from bench.servers import Protocol
 
+# Each wrk run starts its body counter here: one million requests apart, so no run resends
+# a body an earlier run of this process sent (a repeat would otherwise be a cache hit).
+_RUN_OFFSETS = itertools.count(0, 1_000_000)
 LUA_SCRIPT = Path(__file__).resolve().parent / "wrk" / "perturbed_post.lua"
 PLACEHOLDER = "@V@"
 _RESULT_RE = re.compile(r"^BENCH_RESULT (\{.*\})\s*$", re.MULTILINE)
@@ -117,6 +121,7 @@ def run_wrk(
         str(template_file),
         repr(base),
         str(threads),
+        str(next(_RUN_OFFSETS)),
     ]
     proc = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + timeout_s + 60, check=False

@@ -38,7 +38,14 @@ FAIR_THREAD_ENV: dict[str, str] = {
     "PYTHONUNBUFFERED": "1",
 }
 
-ALL_TARGETS: tuple[str, ...] = ("bare", "mlserver", "mlserver-batched", "ours", "ours-unbatched")
+ALL_TARGETS: tuple[str, ...] = (
+    "bare",
+    "bare-default-threads",
+    "mlserver",
+    "mlserver-batched",
+    "ours",
+    "ours-unbatched",
+)
 Protocol = Literal["instances", "v2"]
 
 
@@ -54,6 +61,12 @@ TARGETS: dict[str, TargetSpec] = {
         "bare",
         "instances",
         "bare FastAPI: sync def, pydantic list[list[float]], gunicorn + 2 uvicorn workers",
+    ),
+    "bare-default-threads": TargetSpec(
+        "bare-default-threads",
+        "instances",
+        "the bare FastAPI app with the libraries' default BLAS/OpenMP thread counts, as the "
+        "issue describes it (the case where two workers oversubscribe two cores)",
     ),
     "mlserver": TargetSpec(
         "mlserver", "v2", f"MLServer {MLSERVER_VERSION} + mlserver-sklearn, parallel_workers=2"
@@ -259,7 +272,9 @@ def _launch(target: str, opts: LaunchOptions) -> tuple[Server, list[str]]:
             env["SERVING_BATCHING"] = "false"
         argv = [opts.serving_cmd, "serve", "--workers", str(opts.workers), *host_port]
         return _spawn(target, argv, env, REPO_ROOT, opts.log_dir, port), ["/health/ready"]
-    if target == "bare":
+    if target in ("bare", "bare-default-threads"):
+        if target == "bare-default-threads":
+            env = {k: v for k, v in os.environ.items() if k not in FAIR_THREAD_ENV}
         env["BENCH_MODEL_DIR"] = str(opts.model_dir)
         argv = [
             sys.executable, "-m", "gunicorn", "bench.bare_app:app",

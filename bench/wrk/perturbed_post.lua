@@ -1,12 +1,13 @@
 -- wrk script: POST a JSON body that differs on every request (cache misses by construction).
 --
 -- Usage (bench/run.py builds the arguments):
---   wrk -t T -c C -d D -s bench/wrk/perturbed_post.lua URL -- PATH TEMPLATE BASE NTHREADS
+--   wrk -t T -c C -d D -s bench/wrk/perturbed_post.lua URL -- PATH TEMPLATE BASE NTHREADS OFFSET
 --
 -- TEMPLATE is a file holding the request body with exactly one placeholder "@V@" where the
 -- first feature of the first row goes. BASE is that feature's real value. Each request sends
--- BASE + k * 1e-12 with k = counter * NTHREADS + thread_id, so no two requests of a run share a
--- body (both our/bare {"instances": ...} bodies and V2 {"inputs": [...]} bodies use it).
+-- BASE + k * 1e-12 with k = OFFSET + counter * NTHREADS + thread_id, so no two requests of a run
+-- share a body (both our/bare {"instances": ...} bodies and V2 {"inputs": [...]} bodies use it).
+-- OFFSET differs per wrk run, so repeats and later points never resend an earlier body either.
 --
 -- done() prints one machine-readable line, parsed by bench/run.py:
 --   BENCH_RESULT {"requests":..,"duration_us":..,"bytes":..,"p50_us":..,"p99_us":..,...}
@@ -18,7 +19,7 @@ function setup(thread)
    next_id = next_id + 1
 end
 
-local path, prefix, suffix, base, nthreads
+local path, prefix, suffix, base, nthreads, offset
 local counter = 0
 local headers = { ["Content-Type"] = "application/json" }
 
@@ -33,13 +34,14 @@ function init(args)
    suffix = string.sub(template, j + 1)
    base = tonumber(args[3])
    nthreads = tonumber(args[4])
+   offset = tonumber(args[5]) or 0
    -- thread ids come from setup(); the main state (used by done()) has none
    if tid == nil then tid = 0 end
 end
 
 function request()
    counter = counter + 1
-   local k = counter * nthreads + tid
+   local k = offset + counter * nthreads + tid
    local body = prefix .. string.format("%.17g", base + k * 1e-12) .. suffix
    return wrk.format("POST", path, headers, body)
 end
