@@ -45,6 +45,9 @@ class CacheUnavailableError(Exception):
 
 
 class PredictionCache(Protocol):
+    # False only for NullCache: the predictor then skips hashing the rows into a key.
+    is_enabled: bool
+
     async def get(self, key: str) -> bytes | None:
         """The cached answer, None on a miss; raises only CacheUnavailableError."""
         ...
@@ -59,6 +62,8 @@ class PredictionCache(Protocol):
 class NullCache:
     """Caches nothing: SERVING_CACHE_MAX_ENTRIES=0."""
 
+    is_enabled = False
+
     async def get(self, key: str) -> bytes | None:
         return None
 
@@ -71,6 +76,8 @@ class NullCache:
 
 class InProcessCache:
     """LRU bounded in entries and in bytes, with a TTL per entry. One per worker process."""
+
+    is_enabled = True
 
     def __init__(self, max_entries: int, max_bytes: int, ttl_seconds: float) -> None:
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
@@ -130,6 +137,8 @@ class RedisCache:
     it again after a cool-down. Writes run in the background, at most `max_pending_writes`
     at a time, so the answer never waits for one.
     """
+
+    is_enabled = True
 
     def __init__(
         self,
