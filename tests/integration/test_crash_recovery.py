@@ -121,6 +121,9 @@ def test_killed_worker_is_replaced_by_one_serving_the_current_aliases(
     }
     with running_server(env, tmp_path / "server.log", workers=2) as server:
         master = server.process.pid
+        # Ready means one worker answers; the other may still be forking or loading v1.
+        started = "Application startup complete"
+        _wait_for(lambda: server.log().count(started) >= 2, "both workers to load v1", 60)
         victim, survivor = sorted(worker_pids(master))
         assert {_one_request(server.url) for _ in range(10)} == {1}
         store.set_alias("iris", "production", 2)  # after the workers loaded v1
