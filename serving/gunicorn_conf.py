@@ -69,10 +69,13 @@ def on_exit(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
-    """Before the first fork: move the preloaded objects out of the collector's reach.
+    """Before the first fork: move the preloaded objects out of the collector's reach, and
+    collect the young generation less often (the workers inherit both).
 
     A collection in a worker would otherwise write to the GC header of every object
     inherited from the master, copying those pages (gc.freeze, Python docs on fork).
+    A request's own objects mostly die with it, untracked before any collection sees them.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(_settings.gc_threshold)

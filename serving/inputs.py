@@ -27,20 +27,46 @@ class PredictBody:
     version: VersionSpec
     instances: list[Any]
     probabilities: bool
+    # The rows as a float64 matrix, built before the model is known (see `early_matrix`),
+    # or None: then `to_matrix` builds it once the model is resolved.
+    early: Matrix | None = None
+    # False only when the body provably holds no JSON boolean among its rows.
+    may_hold_booleans: bool = True
 
 
-def parse_predict_body(raw: bytes, *, allowed: frozenset[str], max_rows: int) -> PredictBody:
-    """Decode and check a predict body. `allowed` is the set of fields the route takes."""
+def parse_predict_body(
+    raw: bytes, *, allowed: frozenset[str], max_rows: int, convert: bool = False
+) -> PredictBody:
+    """Decode and check a predict body. `allowed` is the set of fields the route takes.
+
+    With `convert`, positional rows are also turned into a matrix here, so a big body is
+    decoded and converted in one worker-thread hop instead of two.
+    """
     document = decode_object(raw)
     unknown = sorted(set(document) - (allowed & _FIELDS))
     if unknown:
         raise MalformedRequestError(f"unknown field(s): {', '.join(unknown)}")
+    instances = _instances(document.get("instances"), max_rows)
+    may_hold_booleans = _may_hold_booleans(raw, document)
     return PredictBody(
         model=_optional_model(document.get("model")),
         version=parse_version(document.get("version")),
-        instances=_instances(document.get("instances"), max_rows),
+        instances=instances,
         probabilities=_flag(document.get("probabilities", False)),
+        early=early_matrix(instances, may_hold_booleans) if convert else None,
+        may_hold_booleans=may_hold_booleans,
     )
+
+
+def _may_hold_booleans(raw: bytes, document: dict[str, Any]) -> bool:
+    """Whether a row may hold true or false, told from the raw bytes in microseconds.
+
+    A JSON boolean is always spelled out as `true` or `false`, so when those words occur no
+    more often than the `probabilities` flag accounts for, no row holds one. (A word inside
+    a string only makes the answer a cautious True.)
+    """
+    literals = raw.count(b"true") + raw.count(b"false")
+    return literals > (1 if isinstance(document.get("probabilities"), bool) else 0)
 
 
 def decode_object(raw: bytes | memoryview) -> dict[str, Any]:
@@ -94,13 +120,43 @@ def _instances(value: object, max_rows: int) -> list[Any]:
     return value
 
 
-def to_matrix(instances: list[Any], manifest: ModelManifest) -> Matrix:
-    """Rows (lists in feature order, or objects keyed by feature name) to a float64 matrix."""
-    if all(isinstance(row, dict) for row in instances):
+def early_matrix(instances: list[Any], may_hold_booleans: bool = True) -> Matrix | None:
+    """Positional rows of plain numbers as a float64 matrix, or None for anything else.
+
+    Needs no model: the width, NaN and infinity are checked by `to_matrix` later. Rows by
+    name, nulls, and every kind of bad input return None and take `to_matrix`'s full path,
+    which raises the error once the model is known (so an unknown model is still a 404).
+    """
+    if not isinstance(instances[0], list):
+        return None
+    try:
+        array = np.array(instances)
+    except (ValueError, OverflowError):
+        return None
+    if array.ndim != 2 or array.dtype.kind not in "iuf":
+        return None
+    if may_hold_booleans and _boolean_cell(array, instances) is not None:
+        return None
+    return array.astype(np.float64, copy=False)
+
+
+def to_matrix(
+    instances: list[Any],
+    manifest: ModelManifest,
+    early: Matrix | None = None,
+    may_hold_booleans: bool = True,
+) -> Matrix:
+    """Rows (lists in feature order, or objects keyed by feature name) to a float64 matrix.
+
+    `early` is `early_matrix(instances)` when the caller already built it.
+    """
+    if early is not None:
+        if early.shape[1] != manifest.n_features:
+            raise InvalidInputError(_shape_problem(instances, manifest.n_features))
+        return check_values(early, manifest)
+    if isinstance(instances[0], dict) and all(isinstance(row, dict) for row in instances):
         instances = _rows_by_name(instances, manifest.feature_names)
-    elif any(not isinstance(row, list) for row in instances):
-        raise InvalidInputError("each row must be a list of numbers or an object of features")
-    return check_values(_numeric(instances, manifest.n_features), manifest)
+    return check_values(_numeric(instances, manifest.n_features, may_hold_booleans), manifest)
 
 
 def check_values(matrix: Matrix, manifest: ModelManifest) -> Matrix:
@@ -114,19 +170,39 @@ def check_values(matrix: Matrix, manifest: ModelManifest) -> Matrix:
     return matrix
 
 
-def _numeric(rows: list[Any], n_features: int) -> Matrix:
+def _numeric(rows: list[Any], n_features: int, may_hold_booleans: bool) -> Matrix:
     try:
         # One C-level pass; builds a ragged or non-numeric array only on bad input.
         array = np.array(rows)
     except (ValueError, OverflowError):
         array = np.array(rows, dtype=object)  # ragged rows or huge ints: sorted out below
     if array.ndim != 2 or array.shape[1] != n_features:
+        # Only here, on bad input, is each row's type looked at: a 2-D array means they
+        # are all lists (numpy takes a dict or a string as one cell, not as a row).
+        if any(not isinstance(row, list) for row in rows):
+            raise InvalidInputError("each row must be a list of numbers or an object of features")
         raise InvalidInputError(_shape_problem(rows, n_features))
     if array.dtype.kind in "iuf":
+        if may_hold_booleans and (cell := _boolean_cell(array, rows)) is not None:
+            row, feature = cell
+            value = rows[row][feature]
+            raise InvalidInputError(f"row {row}, feature {feature}: {value!r} is not a number")
         return array.astype(np.float64, copy=False)
     if array.dtype.kind == "O":
         return _numeric_objects(array)
     raise InvalidInputError("every feature value must be a number")
+
+
+def _boolean_cell(array: npt.NDArray[Any], rows: list[Any]) -> tuple[int, int] | None:
+    """The first cell that was a JSON boolean, which numpy read as 1 or 0 among numbers.
+
+    Only cells equal to 0 or 1 can have been one, so only those are looked at in Python.
+    """
+    suspects = np.nonzero((array == 0) | (array == 1))
+    for row, feature in zip(suspects[0].tolist(), suspects[1].tolist(), strict=True):
+        if isinstance(rows[row][feature], bool):
+            return row, feature
+    return None
 
 
 def _numeric_objects(array: npt.NDArray[Any]) -> Matrix:

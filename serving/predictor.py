@@ -46,7 +46,7 @@ class Predictor:
         manifest = model.manifest
         if body.probabilities and not manifest.has_predict_proba:
             raise InvalidInputError(f"{name} is a {manifest.task} model: it has no probabilities")
-        matrix = await _convert(body.instances, model)
+        matrix = await _convert(body, model)
         payload, _, is_hit = await self._answer(model, matrix, body.probabilities)
         return Prediction(name, manifest.version, payload, is_cache_hit=is_hit)
 
@@ -96,10 +96,13 @@ class Predictor:
         return cached
 
 
-async def _convert(instances: list[Any], model: LoadedModel) -> Matrix:
-    if len(instances) <= _INLINE_ROWS:
-        return to_matrix(instances, model.manifest)
-    return await anyio.to_thread.run_sync(to_matrix, instances, model.manifest)
+async def _convert(body: PredictBody, model: LoadedModel) -> Matrix:
+    # With the matrix built early only the model's checks are left: a few array passes.
+    if body.early is not None or len(body.instances) <= _INLINE_ROWS:
+        return to_matrix(body.instances, model.manifest, body.early, body.may_hold_booleans)
+    return await anyio.to_thread.run_sync(
+        to_matrix, body.instances, model.manifest, None, body.may_hold_booleans
+    )
 
 
 def encode(name: str, version: int, scores: Scores) -> bytes:

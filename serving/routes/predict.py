@@ -1,5 +1,6 @@
 """POST /predict and the per-model predict routes."""
 
+import dataclasses
 from typing import Any
 
 import anyio
@@ -40,7 +41,7 @@ async def _read_body(request: Request, fields: frozenset[str], max_rows: int) ->
     if len(raw) <= _INLINE_BODY_BYTES:
         return parse_predict_body(raw, allowed=fields, max_rows=max_rows)
     return await anyio.to_thread.run_sync(
-        lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows)
+        lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows, convert=True)
     )
 
 
@@ -90,4 +91,4 @@ async def predict_version(
 
 
 def _pinned(body: PredictBody, version: int | str) -> PredictBody:
-    return PredictBody(body.model, version, body.instances, body.probabilities)
+    return dataclasses.replace(body, version=version)

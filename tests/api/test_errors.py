@@ -66,30 +66,83 @@ async def test_wrong_field_types_are_422(client: httpx.AsyncClient, body: dict[s
     assert _error_code(answer) == "malformed_request"
 
 
-@pytest.mark.parametrize(
-    "rows",
-    [
-        [[5.1, 3.5, 1.4]],
-        [[5.1, 3.5, 1.4, 0.2, 9.9]],
-        [IRIS_ROW, [1.0]],
-        [[[5.1, 3.5, 1.4, 0.2]]],
-        [5.1, 3.5, 1.4, 0.2],
-        [{**IRIS_NAMED, "colour": 1.0}],
-        [{k: v for k, v in IRIS_NAMED.items() if k != "petal_width_cm"}],
-        [IRIS_ROW, IRIS_NAMED],
-        [["5.1", 3.5, 1.4, 0.2]],
-        [[True, False, True, True]],
-        [[{"x": 1}, 3.5, 1.4, 0.2]],
-        [[None, 3.5, 1.4, 0.2]],
-        [[10**400, 3.5, 1.4, 0.2]],
-        [{**IRIS_NAMED, "sepal_length_cm": "wide"}],
-    ],
-)
+BAD_ROWS: list[list[Any]] = [
+    [[5.1, 3.5, 1.4]],
+    [[5.1, 3.5, 1.4, 0.2, 9.9]],
+    [IRIS_ROW, [1.0]],
+    [[[5.1, 3.5, 1.4, 0.2]]],
+    [5.1, 3.5, 1.4, 0.2],
+    [{**IRIS_NAMED, "colour": 1.0}],
+    [{k: v for k, v in IRIS_NAMED.items() if k != "petal_width_cm"}],
+    [IRIS_ROW, IRIS_NAMED],
+    [IRIS_NAMED, IRIS_ROW],
+    [["5.1", 3.5, 1.4, 0.2]],
+    [[True, False, True, True]],
+    [IRIS_ROW, [5.1, 3.5, 1.4, True]],  # numpy alone would read True as 1.0 here
+    [[0.0, 3.5, 1.4, False]],
+    [{**IRIS_NAMED, "sepal_length_cm": True}],
+    [[{"x": 1}, 3.5, 1.4, 0.2]],
+    [[None, 3.5, 1.4, 0.2]],
+    [[10**400, 3.5, 1.4, 0.2]],
+    [{**IRIS_NAMED, "sepal_length_cm": "wide"}],
+]
+# Rows that push a body over 64 KiB, the size from which it is decoded (and positional rows
+# converted) in a worker thread: the bad rows must meet the same checks on that path.
+BULK = 4000
+
+
+@pytest.mark.parametrize("rows", BAD_ROWS)
 async def test_bad_rows_are_422_invalid_input(client: httpx.AsyncClient, rows: list[Any]) -> None:
     answer = await client.post("/models/iris/predict", json={"instances": rows})
 
     assert answer.status_code == 422, answer.text
     assert _error_code(answer) in {"invalid_input", "malformed_request"}
+
+
+@pytest.mark.parametrize("rows", BAD_ROWS)
+async def test_bad_rows_in_a_large_body_get_the_same_error(
+    client: httpx.AsyncClient, rows: list[Any]
+) -> None:
+    small = await client.post("/models/iris/predict", json={"instances": rows})
+    filler = [IRIS_NAMED] if isinstance(rows[0], dict) else [IRIS_ROW]
+    large_body = {"instances": filler * BULK + rows}
+
+    for large in (large_body, {"instances": rows + filler * BULK}):
+        answer = await client.post("/models/iris/predict", json=large)
+
+        assert answer.status_code == 422, answer.text
+        assert _error_code(answer) == _error_code(small)
+
+
+@pytest.mark.parametrize(
+    "rows", [[IRIS_ROW, [5.1, 3.5, 1.4, True]], [IRIS_ROW] * BULK + [[1, 1, 1, False]]]
+)
+async def test_a_boolean_among_numbers_is_422_even_beside_the_probabilities_flag(
+    client: httpx.AsyncClient, rows: list[Any]
+) -> None:
+    answer = await client.post(
+        "/models/iris/predict", json={"instances": rows, "probabilities": True}
+    )
+
+    assert answer.status_code == 422, answer.text
+    assert _error_code(answer) == "invalid_input"
+    assert "is not a number" in answer.json()["error"]["message"]
+
+
+async def test_large_bodies_by_name_or_with_missing_values_are_served(
+    client: httpx.AsyncClient,
+) -> None:
+    diabetes_row: list[float | None] = [0.02, -0.04, 0.06, 0.02, -0.04, None, 0.0, 0.0, 0.02, 0.0]
+
+    by_name = await client.post("/models/iris/predict", json={"instances": [IRIS_NAMED] * BULK})
+    missing = await client.post(
+        "/models/diabetes/predict", json={"instances": [diabetes_row] * BULK}
+    )
+
+    assert by_name.status_code == 200, by_name.text
+    assert len(by_name.json()["predictions"]) == BULK
+    assert missing.status_code == 200, missing.text
+    assert len(set(missing.json()["predictions"])) == 1
 
 
 async def test_missing_values_are_accepted_by_a_model_that_handles_them(
@@ -226,3 +279,16 @@ async def test_a_bad_request_changes_nothing(client: httpx.AsyncClient) -> None:
     assert (await client.get("/models")).json() == before
     assert good.status_code == 200
     assert good.headers["X-Cache"] == "MISS"
+
+
+async def test_zeros_and_ones_that_are_numbers_are_served_beside_the_flag(
+    client: httpx.AsyncClient,
+) -> None:
+    rows = [[0, 1, 0.0, 1.0]] * BULK
+
+    answer = await client.post(
+        "/models/iris/predict", json={"instances": rows, "probabilities": True}
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["probabilities"]) == BULK

@@ -1,0 +1,38 @@
+"""gunicorn's `when_ready` hook: what every worker inherits from the master's garbage collector.
+
+Run in a child interpreter: the hook freezes and retunes the collector of the whole process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+_PROBE = """
+import gc, json
+import serving.gunicorn_conf as conf
+conf.when_ready(None)
+print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def _collector_after_when_ready(**env: str) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def test_the_master_freezes_its_objects_and_raises_the_young_generation_threshold() -> None:
+    default = _collector_after_when_ready()
+    configured = _collector_after_when_ready(SERVING_GC_THRESHOLD="12345")
+
+    assert default["threshold"] == [50_000, 10, 10]  # older generations keep Python's default
+    assert configured["threshold"] == [12345, 10, 10]
+    assert isinstance(default["frozen"], int) and default["frozen"] > 10_000
