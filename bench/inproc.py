@@ -5,27 +5,45 @@ Run as a subprocess by bench/run.py (so the thread caps of the server processes 
 
     python -m bench.inproc MODEL_JOBLIB TEMPLATE_FILE BASE REPEATS
 
-Prints one JSON line: {"rows": .., "seconds": [..], "median_s": ..}.
+Prints one JSON line: {"rows": .., "seconds": [..], "median_s": .., "median_tuned_gc_s": ..}.
+The target uses `median_s` (Python's default collector, as a plain script runs). The same loop
+again with the young-generation threshold the server's workers use gives `median_tuned_gc_s`,
+a reference that shows how much of our ratio is that setting.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
 import orjson
 
 from bench.loadgen import render
+from serving.settings import Settings
 
 
 def measure(model_path: Path, template: str, base: float, repeats: int) -> dict[str, object]:
     model = joblib.load(model_path)
-    bodies = [render(template, base, k) for k in range(repeats + 1)]  # each run a new body
+    plain = _timed(model, template, base, repeats, first=0)
+    gc.set_threshold(Settings().gc_threshold)
+    tuned = _timed(model, template, base, repeats, first=repeats + 1)
+    return {
+        "rows": plain["rows"],
+        "seconds": plain["seconds"],
+        "median_s": plain["median_s"],
+        "median_tuned_gc_s": tuned["median_s"],
+    }
+
+
+def _timed(model: Any, template: str, base: float, repeats: int, first: int) -> dict[str, Any]:
+    bodies = [render(template, base, first + k) for k in range(repeats + 1)]  # each a new body
     seconds: list[float] = []
     rows = 0
     for i, body in enumerate(bodies):
