@@ -99,9 +99,9 @@ class Predictor:
 async def _convert(body: PredictBody, model: LoadedModel) -> Matrix:
     # With the matrix built early only the model's checks are left: a few array passes.
     if body.early is not None or len(body.instances) <= _INLINE_ROWS:
-        return to_matrix(body.instances, model.manifest, body.early, body.may_hold_booleans)
+        return to_matrix(body.instances, model.manifest, body.early, body.boolean_words)
     return await anyio.to_thread.run_sync(
-        to_matrix, body.instances, model.manifest, None, body.may_hold_booleans
+        to_matrix, body.instances, model.manifest, None, body.boolean_words
     )
 
 

@@ -115,7 +115,13 @@ async def test_bad_rows_in_a_large_body_get_the_same_error(
 
 
 @pytest.mark.parametrize(
-    "rows", [[IRIS_ROW, [5.1, 3.5, 1.4, True]], [IRIS_ROW] * BULK + [[1, 1, 1, False]]]
+    "rows",
+    [
+        [IRIS_ROW, [5.1, 3.5, 1.4, True]],
+        [IRIS_ROW] * BULK + [[1, 1, 1, False]],
+        # thousands of cells equal to 0 or 1, each of which could have been a boolean
+        [[0, 1, 0.0, 1.0]] * BULK + [[1, 1, 1, False]],
+    ],
 )
 async def test_a_boolean_among_numbers_is_422_even_beside_the_probabilities_flag(
     client: httpx.AsyncClient, rows: list[Any]
