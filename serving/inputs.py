@@ -6,39 +6,20 @@ The OpenAPI schema that documents these bodies is in schemas.py.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from serving.booleans import BooleanWords, first_boolean
 from serving.errors import InvalidInputError, MalformedRequestError, TooManyRowsError
 from serving.manifest import MODEL_NAME_RE, ModelManifest
 
 Matrix = npt.NDArray[np.float64]
 VersionSpec = int | str | None
 _FIELDS = frozenset({"model", "version", "instances", "probabilities"})
-# Cells equal to 0 or 1 that are checked one by one for having been booleans (~0.1 us each)
-# before scanning the raw body instead (~0.5 ms per MB).
-_FEW_CANDIDATES = 2048
-
-
-@dataclass(frozen=True)
-class BooleanWords:
-    """Whether a body's rows can hold a JSON boolean, told from its raw bytes.
-
-    A boolean is always spelled out as `true` or `false`, so a body in which those words
-    occur no more often than its other fields account for has none among its rows. (A word
-    inside a string only makes the answer a cautious yes.) Scanning costs about 1 ms per
-    2 MB, so it is asked only when numpy's own view of the rows leaves many candidates.
-    """
-
-    raw: bytes = field(repr=False)
-    outside_rows: int  # 1 when the body carries the probabilities flag
-
-    def may_be_in_rows(self) -> bool:
-        return self.raw.count(b"true") + self.raw.count(b"false") > self.outside_rows
 
 
 @dataclass(frozen=True)
@@ -66,7 +47,7 @@ def parse_predict_body(
     if unknown:
         raise MalformedRequestError(f"unknown field(s): {', '.join(unknown)}")
     instances = _instances(document.get("instances"), max_rows)
-    words = BooleanWords(raw, outside_rows=int(isinstance(document.get("probabilities"), bool)))
+    words = BooleanWords(raw, elsewhere=int(isinstance(document.get("probabilities"), bool)))
     return PredictBody(
         model=_optional_model(document.get("model")),
         version=parse_version(document.get("version")),
@@ -143,7 +124,7 @@ def early_matrix(instances: list[Any], words: BooleanWords | None = None) -> Mat
         return None
     if array.ndim != 2 or array.dtype.kind not in "iuf":
         return None
-    if _boolean_cell(array, instances, words) is not None:
+    if first_boolean(array, instances, words) is not None:
         return None
     return array.astype(np.float64, copy=False)
 
@@ -191,7 +172,7 @@ def _numeric(rows: list[Any], n_features: int, words: BooleanWords | None) -> Ma
             raise InvalidInputError("each row must be a list of numbers or an object of features")
         raise InvalidInputError(_shape_problem(rows, n_features))
     if array.dtype.kind in "iuf":
-        if (cell := _boolean_cell(array, rows, words)) is not None:
+        if (cell := first_boolean(array, rows, words)) is not None:
             row, feature = cell
             value = rows[row][feature]
             raise InvalidInputError(f"row {row}, feature {feature}: {value!r} is not a number")
@@ -199,23 +180,6 @@ def _numeric(rows: list[Any], n_features: int, words: BooleanWords | None) -> Ma
     if array.dtype.kind == "O":
         return _numeric_objects(array)
     raise InvalidInputError("every feature value must be a number")
-
-
-def _boolean_cell(
-    array: npt.NDArray[Any], rows: list[Any], words: BooleanWords | None
-) -> tuple[int, int] | None:
-    """The first cell that was a JSON boolean, which numpy read as 1 or 0 among numbers.
-
-    Only cells equal to 0 or 1 can have been one, so only those are looked at in Python;
-    when there are many, the raw body is asked first whether it holds a boolean at all.
-    """
-    row_at, feature_at = np.nonzero((array == 0) | (array == 1))
-    if len(row_at) > _FEW_CANDIDATES and words is not None and not words.may_be_in_rows():
-        return None
-    for row, feature in zip(row_at.tolist(), feature_at.tolist(), strict=True):
-        if isinstance(rows[row][feature], bool):
-            return row, feature
-    return None
 
 
 def _numeric_objects(array: npt.NDArray[Any]) -> Matrix:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from serving.booleans import BooleanWords
 from serving.errors import InvalidInputError, MalformedRequestError
 from serving.inputs import decode_object
 from serving.v2.datatypes import check_datatype
@@ -36,12 +37,14 @@ class InferenceRequest:
 def decode_request(body: bytes, header_length: str | None) -> InferenceRequest:
     """Parse and check a whole inference body; raises MalformedRequestError or InvalidInputError."""
     json_length = _json_length(header_length, len(body))
-    document = decode_object(body[:json_length])
+    json_part = body[:json_length]
+    document = decode_object(json_part)
+    words = BooleanWords(json_part)
     tail = _BinaryTail(memoryview(body)[json_length:])
     inputs = _list(document.get("inputs"), "inputs")
     if not inputs:
         raise MalformedRequestError("inputs must hold at least one tensor")
-    tensors = [_input(item, f"inputs[{i}]", tail) for i, item in enumerate(inputs)]
+    tensors = [_input(item, f"inputs[{i}]", tail, words) for i, item in enumerate(inputs)]
     tail.check_consumed()
     _check_unique([t.name for t in tensors], "input")
     parameters = _parameters(document.get("parameters"), "parameters")
@@ -63,7 +66,7 @@ def _json_length(header: str | None, body_length: int) -> int:
     return int(header)
 
 
-def _input(item: object, where: str, tail: "_BinaryTail") -> Tensor:
+def _input(item: object, where: str, tail: "_BinaryTail", words: BooleanWords) -> Tensor:
     if not isinstance(item, dict):
         raise MalformedRequestError(f"{where} must be an object")
     name = _name(item.get("name"), where)
@@ -82,7 +85,7 @@ def _input(item: object, where: str, tail: "_BinaryTail") -> Tensor:
         return Tensor(name, datatype, shape, binary_values(chunk, datatype, count, where, shape))
     if "data" not in item:
         raise MalformedRequestError(f"{where}: data is required (or binary_data_size)")
-    values = json_values(item["data"], datatype, count, where)
+    values = json_values(item["data"], datatype, count, where, words)
     return Tensor(name, datatype, shape, values.reshape(shape))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from serving.booleans import BooleanWords, first_boolean
 from serving.errors import InvalidInputError, MalformedRequestError
 from serving.v2.datatypes import BYTES, FIXED_WIDTH, FLOAT_TYPES, INTEGER_TYPES, bf16_to_float32
 
@@ -28,21 +29,38 @@ class Tensor:
     data: npt.NDArray[Any]
 
 
-def json_values(data: object, datatype: str, count: int, where: str) -> npt.NDArray[Any]:
-    """Flat or nested JSON `data` as a flat array of `datatype`, `count` elements long."""
+def json_values(
+    data: object, datatype: str, count: int, where: str, words: BooleanWords | None = None
+) -> npt.NDArray[Any]:
+    """Flat or nested JSON `data` as a flat array of `datatype`, `count` elements long.
+
+    `words` tells, from the body's raw bytes, whether it spells out any boolean at all.
+    """
     if not isinstance(data, list):
         raise MalformedRequestError(f"{where}: data must be a list")
     if datatype == BYTES:
         array = _text_array(data, where)
     else:
         try:
-            array = np.array(data).ravel()
+            nested = np.array(data)
         except (ValueError, OverflowError):
             raise InvalidInputError(f"{where}: data is ragged or not numeric") from None
-        array = _as_datatype(array, datatype, where)
+        if datatype != "BOOL" and nested.dtype.kind in "iuf":
+            _refuse_booleans(nested, data, where, words)
+        array = _as_datatype(nested.ravel(), datatype, where)
     if array.size != count:
         raise InvalidInputError(f"{where}: shape holds {count} elements, data has {array.size}")
     return array
+
+
+def _refuse_booleans(
+    nested: npt.NDArray[Any], data: list[Any], where: str, words: BooleanWords | None
+) -> None:
+    """numpy reads true and false among numbers as 1 and 0; a numeric tensor takes neither."""
+    index = first_boolean(nested, data, words)
+    if index is not None:
+        position = "".join(f"[{i}]" for i in index)
+        raise InvalidInputError(f"{where}: data{position} is a boolean, not a number")
 
 
 def _as_datatype(array: npt.NDArray[Any], datatype: str, where: str) -> npt.NDArray[Any]:

@@ -360,6 +360,10 @@ def _tensor(**changes: Any) -> dict[str, Any]:
         {"inputs": [_tensor(datatype="INT64", data=[[5.5, 1, 1, 1], [1, 1, 1, 1]])]},
         {"inputs": [_tensor(datatype="BYTES", data=[["5"] * 4, ["1"] * 4])]},
         {"inputs": [_tensor(datatype="BOOL", data=[[True] * 4, [False] * 4])]},
+        # numpy alone reads a boolean among numbers as 1 or 0
+        {"inputs": [_tensor(data=[[5.1, True, 1.4, 0.2], [1, 2, 3, 4]])]},
+        {"inputs": [_tensor(data=[5.1, 3.5, 1.4, 0.2, 1, 2, 3, False])]},
+        {"inputs": [_tensor(datatype="INT64", data=[[1, 1, 1, 1], [1, 1, True, 1]])]},
         {"inputs": [_tensor(shape=[0, 4], data=[])]},
         {"inputs": [_tensor(), _tensor(name="other")]},
         {"inputs": [_tensor(), _tensor()]},
@@ -380,6 +384,23 @@ async def test_bad_requests_are_400(client: httpx.AsyncClient, body: dict[str, A
 
     assert answer.status_code == 400, answer.text
     _error_message(answer)
+
+
+async def test_a_boolean_among_thousands_of_zeros_and_ones_is_400(
+    client: httpx.AsyncClient,
+) -> None:
+    rows: list[list[float]] = [
+        [0, 1, 0, 1]
+    ] * 1500  # 6,000 cells that could each have been a boolean
+    clean = {"inputs": [_matrix_input(rows)]}
+    tainted = {"inputs": [_matrix_input([*rows, [1, 1, 1, False]])]}
+
+    served = await client.post("/v2/models/iris/infer", json=clean)
+    refused = await client.post("/v2/models/iris/infer", json=tainted)
+
+    assert served.status_code == 200, served.text
+    assert refused.status_code == 400, refused.text
+    assert "[1500][3] is a boolean" in _error_message(refused)
 
 
 async def test_predict_proba_of_a_regressor_is_400(client: httpx.AsyncClient) -> None:
