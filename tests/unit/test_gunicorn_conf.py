@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 
 _PROBE = """
 import gc, json
@@ -19,7 +20,7 @@ print(json.dumps({"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count
 def _collector_after_when_ready(**env: str) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-c", _PROBE],
-        env={**os.environ, **env},
+        env={**_without_gc_setting(os.environ), **env},
         capture_output=True,
         text=True,
         check=True,
@@ -27,6 +28,10 @@ def _collector_after_when_ready(**env: str) -> dict[str, object]:
     ).stdout
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def _without_gc_setting(environ: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in environ.items() if key != "SERVING_GC_THRESHOLD"}
 
 
 def test_the_master_freezes_its_objects_and_raises_the_young_generation_threshold() -> None:
