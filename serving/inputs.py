@@ -137,7 +137,8 @@ def to_matrix(
 ) -> Matrix:
     """Rows (lists in feature order, or objects keyed by feature name) to a float64 matrix.
 
-    `early` is `early_matrix(instances)` when the caller already built it.
+    `early` is `early_matrix(instances)` when the caller already built it; `words`, from
+    the raw body, spares the boolean check a look at every 0 or 1 (serving.booleans).
     """
     if early is not None:
         if early.shape[1] != manifest.n_features:
