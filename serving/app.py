@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from serving.batching import build_scorer
-from serving.cache import InProcessCache, NullCache, PredictionCache, RedisCache
+from serving.cache import InProcessCache, NullCache, PredictionCache
 from serving.deps import ApiKeyRequired
 from serving.errors import (
     MalformedRequestError,
@@ -31,6 +31,7 @@ from serving.notify import ChangeNotifier, listen_forever
 from serving.openapi import install_model_examples
 from serving.predictor import Predictor
 from serving.propagation import RefreshWakeup, follow_registry
+from serving.redis_cache import RedisCache
 from serving.registry import ModelRegistry
 from serving.responses import JSONBytes
 from serving.routes import health, management, models, predict, v2
