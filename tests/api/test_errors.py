@@ -135,6 +135,24 @@ async def test_a_boolean_among_numbers_is_422_even_beside_the_probabilities_flag
     assert "is not a number" in answer.json()["error"]["message"]
 
 
+async def test_a_large_body_of_rows_one_feature_short_is_422(client: httpx.AsyncClient) -> None:
+    # every row alike, so the matrix is built before the model is known, then refused
+    answer = await client.post("/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4]] * BULK})
+
+    assert answer.status_code == 422, answer.text
+    assert _error_code(answer) == "invalid_input"
+    assert "the model takes 4 features" in answer.json()["error"]["message"]
+
+
+async def test_a_large_body_for_an_unknown_model_is_404_whatever_its_rows(
+    client: httpx.AsyncClient,
+) -> None:
+    for rows in ([IRIS_ROW] * BULK, [[5.1, 3.5, 1.4]] * BULK, [IRIS_ROW] * BULK + [["x"]]):
+        answer = await client.post("/models/nope/predict", json={"instances": rows})
+
+        assert answer.status_code == 404, answer.text
+
+
 async def test_large_bodies_by_name_or_with_missing_values_are_served(
     client: httpx.AsyncClient,
 ) -> None:
