@@ -32,8 +32,12 @@ from serving.settings import Settings
 def measure(model_path: Path, template: str, base: float, repeats: int) -> dict[str, object]:
     model = joblib.load(model_path)
     plain = _timed(model, template, base, repeats, first=0)
+    default_threshold = gc.get_threshold()
     gc.set_threshold(Settings().gc_threshold)
-    tuned = _timed(model, template, base, repeats, first=repeats + 1)
+    try:
+        tuned = _timed(model, template, base, repeats, first=repeats + 1)
+    finally:
+        gc.set_threshold(*default_threshold)
     return {
         "rows": plain["rows"],
         "seconds": plain["seconds"],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,24 @@ def test_ratio_line_verdict() -> None:
 def test_unknown_target_is_rejected() -> None:
     with pytest.raises(SystemExit):
         parse_args(["--targets", "bare,nginx"])
+
+
+def test_the_in_process_baseline_times_both_collector_settings(
+    trained_registry: Path, tmp_path: Path
+) -> None:
+    template = tmp_path / "body.json"
+    template.write_text('{"instances": [[' + PLACEHOLDER + ", 3.5, 1.4, 0.2]]}")
+    model = trained_registry / "iris" / "1" / "model.joblib"
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.inproc", str(model), str(template), "5.1", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+
+    assert result["rows"] == 1
+    assert len(result["seconds"]) == 3
+    assert result["median_s"] > 0 and result["median_tuned_gc_s"] > 0
