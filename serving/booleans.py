@@ -16,6 +16,8 @@ import numpy.typing as npt
 # Candidates (cells equal to 0 or 1) looked at one by one in Python, about 0.1 us each,
 # before the raw body is scanned instead (about 0.5 ms per MB).
 _FEW_CANDIDATES = 2048
+# Bodies this small are scanned first: that takes less than numpy's calls on a tiny array.
+_SCAN_FIRST_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ def first_boolean(
     `data`, that was a JSON boolean; None when there is none. `words`, when given, saves
     looking at thousands of candidates one by one in a body that holds no boolean.
     """
+    if words is not None and len(words.raw) <= _SCAN_FIRST_BYTES:
+        if not words.may_be_among_numbers():
+            return None
+        words = None  # it may: every candidate is looked at
     candidates = np.nonzero((array == 0) | (array == 1))
     many = len(candidates[0]) > _FEW_CANDIDATES
     if many and words is not None and not words.may_be_among_numbers():
