@@ -42,6 +42,11 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def complete_log_lines(self) -> list[str]:
+        """The log's lines, less a last one a worker is still writing (no newline yet)."""
+        text = self.log()
+        return text[: text.rfind("\n") + 1].splitlines()
+
 
 def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """The test's environment minus SERVING_*, plus `extra`; the checkout first on the path."""

@@ -93,7 +93,7 @@ def _start_replicas(stack: ExitStack, env: dict[str, str], tmp_path: Path) -> Re
 def _swaps(server: ServerProcess, version: int, after_wall: float = 0.0) -> dict[int, float]:
     """pid -> wall time at which that worker first served `version` after `after_wall`."""
     first: dict[int, float] = {}
-    for line in server.log().splitlines():
+    for line in server.complete_log_lines():
         if not line.startswith("{"):
             continue
         record: dict[str, Any] = orjson.loads(line)
