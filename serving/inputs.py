@@ -110,23 +110,18 @@ def _instances(value: object, max_rows: int) -> list[Any]:
 
 
 def early_matrix(instances: list[Any], words: BooleanWords | None = None) -> Matrix | None:
-    """Positional rows of plain numbers as a float64 matrix, or None for anything else.
+    """Positional rows as a float64 matrix, or None when they are by name or bad.
 
-    Needs no model: the width, NaN and infinity are checked by `to_matrix` later. Rows by
-    name, nulls, and every kind of bad input return None and take `to_matrix`'s full path,
-    which raises the error once the model is known (so an unknown model is still a 404).
+    Needs no model: the width, NaN and infinity are checked by `to_matrix` later. Bad rows
+    return None and take `to_matrix`'s full path, which raises the error once the model is
+    known (so an unknown model is still a 404).
     """
     if not isinstance(instances[0], list):
         return None
     try:
-        array = np.array(instances)
-    except (ValueError, OverflowError):
+        return _numeric(instances, len(instances[0]), words)
+    except InvalidInputError:
         return None
-    if array.ndim != 2 or array.dtype.kind not in "iuf":
-        return None
-    if first_boolean(array, instances, words) is not None:
-        return None
-    return array.astype(np.float64, copy=False)
 
 
 def to_matrix(
