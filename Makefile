@@ -26,3 +26,4 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy serving training tests bench
+	$(BIN)/lint-imports

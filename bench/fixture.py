@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.signing import public_key_text
+from serving.repository.signing import public_key_text
 from tests.processes import ServerProcess, running_server, wait_until_ready
 from training.train import train
 

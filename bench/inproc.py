@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from bench.loadgen import render
-from serving.settings import Settings
+from serving.core.settings import Settings
 
 
 def measure(model_path: Path, template: str, base: float, repeats: int) -> dict[str, object]:

@@ -117,7 +117,7 @@ def _server(
         "SERVING_WORKERS": str(workers),
         "SERVING_LOG_LEVEL": "warning",
     }
-    command = [sys.executable, "-m", "gunicorn", "-c", str(config), "serving.app:create_app()"]
+    command = [sys.executable, "-m", "gunicorn", "-c", str(config), "serving.api.app:create_app()"]
     log = open(folder / f"server-{port}.log", "wb")  # noqa: SIM115  # closed below
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -174,9 +174,9 @@ def measure(
 _MODEL_COST = """
 import gc, os, sys
 from pathlib import Path
-import serving.app
-from serving.signing import TrustedKeys, parse_public_key
-from serving.store import ModelStore
+import serving.api.app
+from serving.repository.signing import TrustedKeys, parse_public_key
+from serving.repository.store import ModelStore
 def pss():
     for line in open(f"/proc/{os.getpid()}/smaps_rollup"):
         if line.startswith("Pss:"):
@@ -204,7 +204,7 @@ def model_cost(registry: Path, key: str) -> tuple[float, float]:
 def _demo_registry(folder: Path) -> tuple[Path, str]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from serving.signing import public_key_text
+    from serving.repository.signing import public_key_text
     from training.train import train
 
     key = Ed25519PrivateKey.generate()

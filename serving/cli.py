@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from serving.aliases import DEFAULT_ALIAS
-from serving.errors import InvalidInputError, ServingError
-from serving.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
+from serving.core.errors import InvalidInputError, ServingError
+from serving.core.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
+from serving.core.settings import Settings
 from serving.remote import ModelListing, RemoteRegistry
-from serving.settings import Settings
+from serving.repository.aliases import DEFAULT_ALIAS
 
 if TYPE_CHECKING:  # imported lazily: `serve` should not load scikit-learn before exec
-    from serving.store import ModelStore
+    from serving.repository.store import ModelStore
     from training.publish import SignedVersion
 
 _GUNICORN_CONF = Path(__file__).with_name("gunicorn_conf.py")
@@ -94,18 +94,18 @@ def _serve(args: argparse.Namespace) -> int:
         # Several workers need shared metric files, or each scrape sees one worker's counts.
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix=DEFAULT_MULTIPROC_PREFIX)
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(_GUNICORN_CONF)]
-    os.execv(sys.executable, [*gunicorn, "serving.app:create_app()"])
+    os.execv(sys.executable, [*gunicorn, "serving.api.app:create_app()"])
 
 
 def _local_store(settings: Settings) -> "ModelStore":
-    from serving.signing import trusted_keys_from
-    from serving.store import ModelStore
+    from serving.repository.signing import trusted_keys_from
+    from serving.repository.store import ModelStore
 
     return ModelStore(settings.model_dir, trusted_keys_from(settings))
 
 
 def _train(args: argparse.Namespace) -> int:
-    from serving.signing import load_or_create_private_key
+    from serving.repository.signing import load_or_create_private_key
     from training.train import train
 
     settings = Settings()
@@ -144,7 +144,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVersion":
-    from serving.signing import load_or_create_private_key
+    from serving.repository.signing import load_or_create_private_key
     from training.publish import prepare, read_estimator
 
     if not args.file.is_file():
@@ -207,7 +207,7 @@ def _announce(args: argparse.Namespace) -> None:
         return
     import anyio
 
-    from serving.notify import announce
+    from serving.registry.notify import announce
 
     anyio.run(announce, settings.redis_url, args.name)
 

@@ -7,13 +7,13 @@ import gc
 import os
 from typing import Any
 
-from serving.metrics import (
+from serving.core.metrics import (
     clear_multiprocess_dir,
     forget_worker,
     multiprocess_dir,
     remove_multiprocess_dir,
 )
-from serving.settings import Settings
+from serving.core.settings import Settings
 
 _settings = Settings()
 
@@ -47,7 +47,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, _threads)
 
 
-# Prometheus multiprocess mode (see serving.metrics): the master owns the metric files.
+# Prometheus multiprocess mode (see serving.core.metrics): the master owns the metric files.
 # gunicorn is untyped, hence Any for its arbiter and workers.
 def on_starting(server: Any) -> None:
     """Before any worker: counters from an earlier run must not leak into this one."""

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from serving.errors import ServingError
-from serving.manifest import ModelManifest
+from serving.core.errors import ServingError
+from serving.repository.manifest import ModelManifest
 
 
 class RemoteError(ServingError):

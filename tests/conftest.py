@@ -13,9 +13,9 @@ import redis
 from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.app import create_app
-from serving.settings import Settings
-from serving.signing import public_key_text
+from serving.api.app import create_app
+from serving.core.settings import Settings
+from serving.repository.signing import public_key_text
 from tests.redis_server import RedisServer, running_redis
 from training.train import train
 

@@ -10,7 +10,7 @@ import httpx
 import joblib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.manifest import ModelManifest
+from serving.repository.manifest import ModelManifest
 from training.publish import SignedVersion, prepare
 
 ADMIN_TOKEN = "admin-token-for-tests"

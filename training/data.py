@@ -10,7 +10,7 @@ import numpy.typing as npt
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.model_selection import train_test_split
 
-from serving.manifest import Task
+from serving.repository.manifest import Task
 
 SEED = 42
 TEST_FRACTION = 0.25

@@ -14,11 +14,11 @@ import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
 
-from serving.artifacts import sha256_hex
-from serving.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
-from serving.signing import TrustedKeys, sign
-from serving.skops_types import load_skops
-from serving.store import ModelStore
+from serving.repository.artifacts import sha256_hex
+from serving.repository.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
+from serving.repository.signing import TrustedKeys, sign
+from serving.repository.skops_types import load_skops
+from serving.repository.store import ModelStore
 
 
 def serialize(estimator: Any, artifact_format: ArtifactFormat = "joblib") -> bytes:
@@ -71,7 +71,7 @@ class SignedVersion:
 
     manifest: ModelManifest
     artifact: bytes
-    signature: bytes  # JSON of serving.signing.Signature
+    signature: bytes  # JSON of serving.repository.signing.Signature
 
 
 def prepare(

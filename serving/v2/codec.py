@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from serving.booleans import BooleanWords
-from serving.errors import InvalidInputError, MalformedRequestError
-from serving.inputs import decode_object
+from serving.core.errors import InvalidInputError, MalformedRequestError
+from serving.dataplane.booleans import BooleanWords
+from serving.dataplane.inputs import decode_object
 from serving.v2.datatypes import check_datatype
 from serving.v2.tensors import Tensor, binary_values, json_data, json_values, packed
 

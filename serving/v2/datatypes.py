@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from serving.errors import MalformedRequestError
+from serving.core.errors import MalformedRequestError
 
 # Fixed-width types: every element is `itemsize` bytes in the binary tensor data extension.
 FIXED_WIDTH: dict[str, np.dtype[Any]] = {

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import anyio
 
-from serving.errors import BodyTooLargeError, MalformedRequestError, TooManyRowsError
-from serving.inputs import VersionSpec
-from serving.predictor import Predictor
-from serving.registry import ModelRegistry
+from serving.core.errors import BodyTooLargeError, MalformedRequestError, TooManyRowsError
+from serving.dataplane.inputs import VersionSpec
+from serving.dataplane.predictor import Predictor
+from serving.registry.registry import ModelRegistry
 from serving.v2.codec import InferenceRequest, decode_request, encode_response
 from serving.v2.signature import PREDICT_PROBA, check_outputs, output_names, output_tensors
 from serving.v2.signature import to_matrix as tensors_to_matrix

@@ -3,8 +3,8 @@
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from serving.manifest import ModelManifest
-from serving.registry import ModelRegistry, ModelState
+from serving.registry.registry import ModelRegistry, ModelState
+from serving.repository.manifest import ModelManifest
 from serving.v2.signature import input_metadata, output_metadata
 
 SERVER_NAME = "serving"

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from serving.errors import InvalidInputError
-from serving.inputs import Matrix, check_values
-from serving.manifest import ModelManifest
-from serving.scoring import Scores
+from serving.core.errors import InvalidInputError
+from serving.dataplane.inputs import Matrix, check_values
+from serving.dataplane.scoring import Scores
+from serving.repository.manifest import ModelManifest
 from serving.v2.datatypes import BYTES, NUMERIC_TYPES, from_manifest_dtype
 from serving.v2.tensors import Tensor
 

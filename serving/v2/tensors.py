@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from serving.booleans import BooleanWords, first_boolean
-from serving.errors import InvalidInputError, MalformedRequestError
+from serving.core.errors import InvalidInputError, MalformedRequestError
+from serving.dataplane.booleans import BooleanWords, first_boolean
 from serving.v2.datatypes import BYTES, FIXED_WIDTH, FLOAT_TYPES, INTEGER_TYPES, bf16_to_float32
 
 _LENGTH_PREFIX = struct.Struct("<I")  # BYTES elements: a 4-byte little-endian length first

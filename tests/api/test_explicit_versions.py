@@ -6,8 +6,8 @@ import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.signing import TrustedKeys
-from serving.store import ModelStore
+from serving.repository.signing import TrustedKeys
+from serving.repository.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.uploads import eventually, signed_iris
 

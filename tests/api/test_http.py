@@ -6,7 +6,7 @@ import logging
 import httpx
 import pytest
 
-from serving.logging import JsonFormatter
+from serving.core.logging import JsonFormatter
 from tests.conftest import ClientFactory, SettingsFactory
 
 PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}

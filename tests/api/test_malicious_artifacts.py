@@ -14,10 +14,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.artifacts import sha256_hex
-from serving.manifest import ArtifactInfo, ModelManifest
-from serving.signing import TrustedKeys, sign
-from serving.store import ModelStore
+from serving.repository.artifacts import sha256_hex
+from serving.repository.manifest import ArtifactInfo, ModelManifest
+from serving.repository.signing import TrustedKeys, sign
+from serving.repository.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.uploads import ADMIN, ADMIN_TOKEN, eventually, served_version, upload_parts
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.signing import sign
+from serving.repository.signing import sign
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.uploads import (
     ADMIN,

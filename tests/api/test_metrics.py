@@ -8,8 +8,8 @@ import anyio
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.signing import trusted_keys_from
-from serving.store import ModelStore
+from serving.repository.signing import trusted_keys_from
+from serving.repository.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.metrics_text import Samples, parse
 from tests.metrics_text import value as _value

@@ -7,8 +7,8 @@ import pytest
 import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.manifest import ModelManifest
-from serving.signing import public_key_text, sign
+from serving.repository.manifest import ModelManifest
+from serving.repository.signing import public_key_text, sign
 from tests.conftest import ClientFactory, SettingsFactory
 
 
@@ -27,7 +27,7 @@ async def test_a_corrupted_artifact_is_refused_and_named_while_others_serve(
     artifact = registry_dir / "iris" / "1" / "model.joblib"
     _flip_one_byte(artifact)
 
-    with caplog.at_level(logging.ERROR, logger="serving.registry"):
+    with caplog.at_level(logging.ERROR, logger="serving.registry.registry"):
         async with client_for(settings_for()) as client:
             ready = await client.get("/health/ready")
             iris = await client.get("/models/iris")

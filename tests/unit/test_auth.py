@@ -2,8 +2,8 @@
 
 import pytest
 
-from serving.auth import bearer_token, is_allowed, require_admin, require_api_key
-from serving.errors import AuthenticationError, ManagementDisabledError
+from serving.api.auth import bearer_token, is_allowed, require_admin, require_api_key
+from serving.core.errors import AuthenticationError, ManagementDisabledError
 
 
 @pytest.mark.parametrize(

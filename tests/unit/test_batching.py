@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from serving.batching import BatchingScorer, BatchPolicy
-from serving.manifest import ArtifactInfo, BatchingOverride, Feature, ModelManifest
-from serving.scoring import Scores
-from serving.store import LoadedModel
+from serving.dataplane.batching import BatchingScorer, BatchPolicy
+from serving.dataplane.scoring import Scores
+from serving.repository.manifest import ArtifactInfo, BatchingOverride, Feature, ModelManifest
+from serving.repository.store import LoadedModel
 
 POISON = -1.0  # a row starting with this makes the fake estimator raise
 BOUND_SECONDS = 10  # a hang guard, not a timing assertion

@@ -1,6 +1,6 @@
 """CircuitBreaker: opens after consecutive failures, probes once per cool-down, then closes."""
 
-from serving.breaker import CircuitBreaker
+from serving.cache.breaker import CircuitBreaker
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from serving.metrics import ServingMetrics, clear_multiprocess_dir
+from serving.core.metrics import ServingMetrics, clear_multiprocess_dir
 
 
 def _value(metrics: ServingMetrics, name: str, **labels: str) -> float | None:

@@ -14,14 +14,14 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from sklearn.dummy import DummyClassifier
 
-from serving.errors import (
+from serving.core.errors import (
     AliasNotFoundError,
     ArtifactRejectedError,
     VersionInUseError,
     VersionNotFoundError,
 )
-from serving.signing import TrustedKeys
-from serving.store import ModelStore
+from serving.repository.signing import TrustedKeys
+from serving.repository.store import ModelStore
 from training.publish import publish
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
-from serving.errors import ServingError
+from serving.core.errors import ServingError
 from serving.v2.codec import decode_request, encode_response
 from serving.v2.datatypes import FIXED_WIDTH
 from serving.v2.tensors import Tensor

@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.errors import InvalidInputError
-from serving.manifest import ArtifactInfo, Feature, ModelManifest
-from serving.scoring import Scores
+from serving.core.errors import InvalidInputError
+from serving.dataplane.scoring import Scores
+from serving.repository.manifest import ArtifactInfo, Feature, ModelManifest
 from serving.v2.signature import input_metadata, output_metadata, output_tensors, to_matrix
 from serving.v2.tensors import Tensor
 

@@ -1,0 +1,1 @@
+"""HTTP: the app factory, dependencies, auth, middleware, OpenAPI and routes."""

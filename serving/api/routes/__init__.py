@@ -1,0 +1,1 @@
+"""Routers: each module translates HTTP for one group of routes."""

@@ -1,0 +1,1 @@
+"""The prediction cache: key and protocol, in-process LRU, Redis."""

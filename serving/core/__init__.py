@@ -1,0 +1,1 @@
+"""Errors, settings, logging and metrics: used by every layer, using none."""

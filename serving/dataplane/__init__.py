@@ -1,0 +1,1 @@
+"""Scoring requests: input parsing, the predictor, batching."""

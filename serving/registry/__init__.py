@@ -1,0 +1,1 @@
+"""What is loaded in this worker, and how it follows the registry on disk."""

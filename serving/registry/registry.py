@@ -1,0 +1,291 @@
+"""ModelRegistry: the versions this worker has loaded, and what each model serves by default.
+
+The disk (ModelStore) is the source of truth. `refresh()` compares it with what is loaded,
+loads and verifies whatever a model should now serve off the event loop, and then swaps
+one reference. Requests hold the LoadedModel they resolved, so a swap never disturbs a
+request already running. Writers replace whole dicts; readers never see half an update.
+"""
+
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import anyio
+
+from serving.core.errors import (
+    MalformedRequestError,
+    ModelLoadError,
+    ModelNotFoundError,
+    NotReadyError,
+    ServingError,
+)
+from serving.repository.aliases import DEFAULT_ALIAS, AliasTable
+from serving.repository.loader import LoadObserver, VerifiedLoader
+from serving.repository.manifest import ModelManifest
+from serving.repository.store import LoadedModel, ModelStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """One model as this worker sees it. Immutable: a change builds a new one."""
+
+    name: str
+    served: LoadedModel | None  # what a request naming no version gets
+    aliases: dict[str, int] = field(default_factory=dict)
+    versions: tuple[int, ...] = ()
+    failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
+
+
+class RegistryObserver(LoadObserver, Protocol):
+    """Told about loads and about what is served, e.g. to keep metrics (ServingMetrics)."""
+
+    def registry_changed(
+        self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
+    ) -> None: ...
+
+
+class ModelRegistry:
+    """Loaded versions per model; resolves a request's version to a LoadedModel."""
+
+    def __init__(
+        self,
+        store: ModelStore,
+        max_extra_versions: int = 4,
+        observer: RegistryObserver | None = None,
+        unload_idle_seconds: float = 300.0,
+    ) -> None:
+        self._store = store
+        self._observer = observer
+        self._loader = VerifiedLoader(store, observer)
+        self._models: dict[str, ModelState] = {}
+        # Versions loaded because a request named them, least recently used first.
+        self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        self._used_at: dict[tuple[str, int], float] = {}  # monotonic time of the last request
+        self._max_extra = max_extra_versions
+        self._unload_idle_seconds = unload_idle_seconds
+        self._refresh_lock = anyio.Lock()
+        self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
+        self._unloaded: frozenset[str] = frozenset()  # by the V2 repository extension
+        self.has_started = False
+
+    # --- what is served ------------------------------------------------------------------
+    @property
+    def models(self) -> dict[str, ModelState]:
+        return self._models
+
+    def is_ready(self) -> bool:
+        """Every model found at start-up has been tried, and at least one serves."""
+        return self.has_started and any(s.served is not None for s in self._models.values())
+
+    def served_manifests(self) -> list[ModelManifest]:
+        return [s.served.manifest for s in self._models.values() if s.served is not None]
+
+    def sole_model_name(self) -> str:
+        """The model a request naming none gets: only defined while exactly one is served."""
+        if len(self._models) != 1:
+            raise MalformedRequestError(
+                f"model is required: this server serves {len(self._models)} models"
+            )
+        return next(iter(self._models))
+
+    def loaded_versions(self, name: str) -> list[int]:
+        state = self._models.get(name)
+        served = [state.served.manifest.version] if state and state.served else []
+        extra = [version for (model, version) in self._extra if model == name]
+        return sorted({*served, *extra})
+
+    async def resolve(self, name: str, version: int | str | None) -> LoadedModel:
+        """The loaded model a request gets; loads an explicitly named version on demand.
+
+        Aliases resolve through the last refresh (at most one poll interval old), as the
+        default version does; only a version number this worker has not seen reads the disk.
+        """
+        state = self._models.get(name)
+        if state is None:
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        if name in self._unloaded:
+            raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
+        if version is None and state.served is not None:
+            return state.served
+        number = self._known_number(state, version)
+        if number is None:
+            number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
+        if state.served is not None and state.served.manifest.version == number:
+            return state.served
+        extra = self._extra.get((name, number))
+        if extra is None:
+            return await self._load_extra(name, number)
+        self._used_at[(name, number)] = time.monotonic()
+        return extra
+
+    @staticmethod
+    def _known_number(state: ModelState, version: int | str | None) -> int | None:
+        if isinstance(version, str):
+            return state.aliases.get(version)
+        if isinstance(version, int) and version in state.versions:
+            return version
+        return None
+
+    # --- keeping up with the disk ----------------------------------------------------------
+    async def refresh(self) -> None:
+        """Bring every model in line with the disk. Safe to call concurrently."""
+        async with self._refresh_lock:
+            names = await anyio.to_thread.run_sync(self._store.model_names)
+            models = {name: await self._refreshed(name) for name in names}
+            self._models = models
+            self._extra = self._kept_extras(models)
+            self.has_started = True
+            self._notify_changed()
+
+    def _kept_extras(
+        self, models: dict[str, ModelState]
+    ) -> OrderedDict[tuple[str, int], LoadedModel]:
+        now = time.monotonic()
+        kept = OrderedDict(
+            (key, model)
+            for key, model in self._extra.items()
+            if self._is_still_needed(key, models.get(key[0]), now)
+        )
+        self._used_at = {key: self._used_at.get(key, now) for key in kept}
+        return kept
+
+    def _is_still_needed(self, key: tuple[str, int], state: ModelState | None, now: float) -> bool:
+        """Unload deleted versions, the new default (held as `served`), and versions that
+        no alias points at and no request has named for `unload_idle_seconds`."""
+        version = key[1]
+        if state is None or version not in state.versions:
+            return False
+        if state.served is not None and state.served.manifest.version == version:
+            return False
+        idle_seconds = now - self._used_at.get(key, now)
+        return version in state.aliases.values() or idle_seconds < self._unload_idle_seconds
+
+    async def _refreshed(self, name: str) -> ModelState:
+        current = self._models.get(name) or ModelState(name=name, served=None)
+        try:
+            aliases, versions, wanted = await anyio.to_thread.run_sync(self._read_disk, name)
+        except ServingError as exc:  # the model vanished or its files are unreadable
+            log.warning("cannot read model %s from the registry: %s", name, exc)
+            return current
+        state = replace(current, aliases=aliases.aliases, versions=tuple(versions))
+        if name in self._unloaded:
+            return state
+        if state.served is not None and state.served.manifest.version == wanted:
+            return state
+        if wanted in state.failures:
+            return state  # already failed; a version never changes, so do not retry
+        state = await self._swapped_to(state, wanted)
+        if state.served is None:
+            state = await self._fallen_back(state, _fallbacks(aliases, versions, wanted))
+        return state
+
+    async def _swapped_to(self, state: ModelState, version: int) -> ModelState:
+        """`state` serving `version` once it loads and verifies; else with the failure noted."""
+        name = state.name
+        try:
+            # A version already loaded for explicit requests is verified: reuse, do not copy.
+            loaded = self._extra.get((name, version)) or await self._loader.load(name, version)
+        except ServingError as exc:
+            log.error("not serving %s v%s: %s", name, version, exc)
+            return replace(state, failures={**state.failures, version: str(exc)})
+        log.info(
+            "serving %s v%s (was %s)",
+            name,
+            version,
+            _version_of(state.served),
+            extra={"event": "swapped", "model": name, "version": version, "pid": os.getpid()},
+        )
+        return replace(state, served=loaded)
+
+    async def _fallen_back(self, state: ModelState, candidates: list[int]) -> ModelState:
+        """A worker with nothing to serve yet (just started) whose wanted version fails
+        serves what the workers that were already running kept serving: the version
+        the alias held before, or the next lower one."""
+        for version in candidates:
+            if version not in state.failures:
+                state = await self._swapped_to(state, version)
+                if state.served is not None:
+                    break
+        return state
+
+    # --- explicit load and unload (V2 repository extension); this worker only ------------
+    def is_unloaded(self, name: str) -> bool:
+        return name in self._unloaded
+
+    async def load(self, name: str) -> LoadedModel:
+        """Serve `name` again in this worker: load its default version, retrying a failure."""
+        async with self._refresh_lock:
+            if not await anyio.to_thread.run_sync(self._store.versions, name):
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            self._unloaded = self._unloaded - {name}
+            current = self._models.get(name) or ModelState(name=name, served=None)
+            self._models = {**self._models, name: replace(current, failures={})}  # retry them
+            state = await self._refreshed(name)
+            self._models = {**self._models, name: state}
+        if state.served is None:
+            why = "; ".join(state.failures.values()) or "its files could not be read"
+            raise ModelLoadError(f"{name} cannot be served: {why}")
+        return state.served
+
+    async def unload(self, name: str) -> None:
+        """Stop serving `name` in this worker, and free its memory, until `load(name)`."""
+        async with self._refresh_lock:
+            state = self._models.get(name)
+            if state is None:
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            self._unloaded = self._unloaded | {name}
+            self._models = {**self._models, name: replace(state, served=None)}
+            self._extra = OrderedDict((k, m) for k, m in self._extra.items() if k[0] != name)
+
+    def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
+        aliases = self._store.read_aliases(name)
+        return aliases, self._store.versions(name), self._store.served_version(name, aliases)
+
+    async def _load_extra(self, name: str, version: int) -> LoadedModel:
+        key = (name, version)
+        lock = self._load_locks.setdefault(key, anyio.Lock())
+        async with lock:
+            self._used_at[key] = time.monotonic()
+            if key in self._extra:
+                self._extra.move_to_end(key)
+                return self._extra[key]
+            state = self._models[name]
+            if version in state.failures:
+                raise ModelLoadError(
+                    f"{name} v{version} cannot be served: {state.failures[version]}"
+                )
+            loaded = await self._loader.load(name, version)
+            self._extra[key] = loaded
+            while len(self._extra) > self._max_extra:
+                self._used_at.pop(self._extra.popitem(last=False)[0], None)
+            self._notify_changed()
+            return loaded
+
+    def _notify_changed(self) -> None:
+        if self._observer is not None:
+            loaded = {name: self.loaded_versions(name) for name in self._models}
+            aliases = {name: state.aliases for name, state in self._models.items()}
+            self._observer.registry_changed(loaded, aliases)
+
+
+def _fallbacks(aliases: AliasTable, versions: list[int], wanted: int, limit: int = 5) -> list[int]:
+    """Versions to try, best first, when `wanted` cannot be served and nothing else is."""
+    trail = aliases.history.get(DEFAULT_ALIAS, []) if DEFAULT_ALIAS in aliases.aliases else []
+    ordered = [*reversed(trail), *sorted(versions, reverse=True)]
+    existing, seen = set(versions), {wanted}
+    candidates = []
+    for version in ordered:
+        if version in existing and version not in seen:
+            candidates.append(version)
+            seen.add(version)
+    return candidates[:limit]
+
+
+def _version_of(model: LoadedModel | None) -> str:
+    return "none" if model is None else str(model.manifest.version)

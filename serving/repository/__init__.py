@@ -1,0 +1,1 @@
+"""What is on disk: versions, aliases, manifests, signatures, verified loading."""

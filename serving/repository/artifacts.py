@@ -1,0 +1,53 @@
+"""What makes an artifact safe to load: signature, checksum, library version; then loading it.
+
+The only module that deserialises artifacts (joblib, or skops with a type allow-list).
+"""
+
+import hashlib
+import io
+from typing import Any
+
+import joblib
+import sklearn
+
+from serving.core.errors import ArtifactRejectedError
+from serving.repository.manifest import ModelManifest
+from serving.repository.signing import TrustedKeys
+from serving.repository.skops_types import load_skops
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_library_versions(manifest: ModelManifest) -> None:
+    """A pickle is only safe with the scikit-learn minor version that wrote it."""
+    written, running = _minor(manifest.sklearn_version), _minor(sklearn.__version__)
+    if written != running:
+        raise ArtifactRejectedError(
+            f"{manifest.name}: artifact written by scikit-learn {manifest.sklearn_version}, "
+            f"this server runs scikit-learn {sklearn.__version__}; retrain or pin {written}"
+        )
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def verify_artifact(
+    manifest: ModelManifest, artifact: bytes, signature: bytes | None, keys: TrustedKeys
+) -> None:
+    """Everything checked before a byte of the artifact is deserialised."""
+    keys.verify(manifest, signature)
+    if sha256_hex(artifact) != manifest.artifact.sha256:
+        raise ArtifactRejectedError(
+            f"{manifest.name}: artifact sha256 does not match the manifest (tampered or corrupt)"
+        )
+    check_library_versions(manifest)
+
+
+def deserialize(manifest: ModelManifest, artifact: bytes) -> Any:
+    """Unpickle verified bytes. Only call after verify_artifact."""
+    if manifest.artifact.format == "skops":
+        return load_skops(artifact)
+    return joblib.load(io.BytesIO(artifact))

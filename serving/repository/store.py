@@ -1,0 +1,280 @@
+"""ModelStore: the registry on disk, `<root>/<name>/<version>/`.
+
+Publishing is atomic (a hidden staging folder renamed into place under a per-model
+lock), version numbers are never reused (deleted ones leave a tombstone), and alias
+tables are replaced whole with os.replace, so a reader never sees half of anything.
+"""
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from serving.core.errors import (
+    AliasNotFoundError,
+    ArtifactRejectedError,
+    ModelLoadError,
+    ModelNotFoundError,
+    RegistryReadOnlyError,
+    VersionInUseError,
+    VersionNotFoundError,
+)
+from serving.repository.aliases import ALIAS_FILE, DEFAULT_ALIAS, AliasTable
+from serving.repository.artifacts import deserialize, verify_artifact
+from serving.repository.manifest import MANIFEST_FILE, MODEL_NAME_RE, SIGNATURE_FILE, ModelManifest
+from serving.repository.signing import TrustedKeys
+
+_LOCK_FILE = ".lock"
+_TOMBSTONE_PREFIX = ".deleted-"
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A verified, deserialised version, ready to score."""
+
+    manifest: ModelManifest
+    estimator: Any  # whatever the artifact holds: an sklearn estimator or Pipeline
+    load_seconds: float = 0.0
+    loaded_at: float = field(default_factory=time.time)
+
+
+class ModelStore:
+    """Reads and writes the registry folder. All methods block on file I/O."""
+
+    def __init__(self, root: Path, trusted_keys: TrustedKeys) -> None:
+        self.root = root
+        self._trusted_keys = trusted_keys
+
+    # --- reading -----------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.root.iterdir()
+            if entry.is_dir() and MODEL_NAME_RE.match(entry.name) and self.versions(entry.name)
+        )
+
+    def versions(self, name: str) -> list[int]:
+        model_dir = self._model_dir(name)
+        if not model_dir.is_dir():
+            return []
+        return sorted(
+            int(entry.name)
+            for entry in model_dir.iterdir()
+            if entry.name.isdigit() and (entry / MANIFEST_FILE).is_file()
+        )
+
+    def read_manifest(self, name: str, version: int) -> ModelManifest:
+        path = self.version_dir(name, version) / MANIFEST_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise self._missing(name, version) from None
+        try:
+            return ModelManifest.model_validate_json(raw).with_version(version)
+        except ValidationError as exc:
+            raise ModelLoadError(f"{path}: invalid manifest: {exc.errors()[0]['msg']}") from exc
+
+    def read_aliases(self, name: str) -> AliasTable:
+        path = self._model_dir(name) / ALIAS_FILE
+        try:
+            return AliasTable.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return AliasTable()
+
+    def served_version(self, name: str, aliases: AliasTable | None = None) -> int:
+        """The `production` version, or the highest where there is no `production` alias."""
+        aliases = aliases if aliases is not None else self.read_aliases(name)
+        if DEFAULT_ALIAS in aliases.aliases:
+            return aliases.aliases[DEFAULT_ALIAS]
+        versions = self.versions(name)
+        if not versions:
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        return versions[-1]
+
+    def resolve(self, name: str, version: int | str | None) -> int:
+        """Turn a version number, an alias or nothing into a published version number."""
+        if version is None:
+            return self.served_version(name)
+        if isinstance(version, int):
+            if version not in self.versions(name):
+                raise self._missing(name, version)
+            return version
+        aliases = self.read_aliases(name).aliases
+        if version not in aliases:
+            if not self.versions(name):
+                raise ModelNotFoundError(f"unknown model {name!r}")
+            raise AliasNotFoundError(f"model {name!r} has no alias {version!r}")
+        return aliases[version]
+
+    def version_dir(self, name: str, version: int) -> Path:
+        return self._model_dir(name) / str(version)
+
+    def load(self, name: str, version: int) -> LoadedModel:
+        """Verify (signature, checksum, library version), then deserialise. Blocking.
+
+        Raises ArtifactRejectedError naming the file when verification fails.
+        """
+        started = time.perf_counter()
+        manifest = self.read_manifest(name, version)
+        folder = self.version_dir(name, version)
+        artifact_path = folder / manifest.artifact.file_name
+        try:
+            artifact = artifact_path.read_bytes()
+        except FileNotFoundError:
+            raise ModelLoadError(f"{artifact_path}: artifact file is missing") from None
+        signature = _read_optional(folder / SIGNATURE_FILE)
+        try:
+            verify_artifact(manifest, artifact, signature, self._trusted_keys)
+        except ArtifactRejectedError as exc:
+            raise ArtifactRejectedError(f"{artifact_path}: {exc}") from exc
+        estimator = deserialize(manifest, artifact)
+        return LoadedModel(manifest, estimator, time.perf_counter() - started)
+
+    # --- writing -----------------------------------------------------------------------
+    def publish(
+        self, manifest: ModelManifest, artifact: bytes, signature: bytes | None, *, verify: bool
+    ) -> int:
+        """Store a new version of `manifest.name` and return its number.
+
+        With `verify`, the signature and checksum are checked first and nothing is written
+        when they fail. Two publishers never get the same number: allocation and the final
+        rename happen under the model's lock, and the rename refuses an existing folder.
+        """
+        if verify:
+            verify_artifact(manifest, artifact, signature, self._trusted_keys)
+        model_dir = self._model_dir(manifest.name)
+        staging = model_dir / f".staging-{uuid.uuid4().hex}"
+        with _writable(self.root):
+            staging.mkdir(parents=True)
+        try:
+            _write_durably(staging / manifest.artifact.file_name, artifact)
+            if signature is not None:
+                _write_durably(staging / SIGNATURE_FILE, signature)
+            with self._locked(manifest.name):
+                version = self._next_version(manifest.name)
+                _write_durably(staging / MANIFEST_FILE, manifest.with_version(version).to_json())
+                staging.rename(model_dir / str(version))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return version
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        with self._locked(name):
+            if version not in self.versions(name):
+                raise self._missing(name, version)
+            self._write_aliases(name, self.read_aliases(name).pointed_at(alias, version))
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        with self._locked(name):
+            table = self.read_aliases(name)
+            if alias not in table.aliases:
+                raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
+            self._write_aliases(name, table.without(alias))
+
+    def rollback(self, name: str, alias: str) -> int:
+        """Point `alias` back at the version it held before; return that version."""
+        with self._locked(name):
+            table = self.read_aliases(name)
+            if alias not in table.aliases:
+                raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
+            rolled = table.rolled_back(alias, set(self.versions(name)))
+            if rolled is None:
+                raise AliasNotFoundError(f"alias {alias!r} of {name!r} has no earlier version")
+            self._write_aliases(name, rolled[0])
+            return rolled[1]
+
+    def delete_version(self, name: str, version: int) -> None:
+        with self._locked(name):
+            if version not in self.versions(name):
+                raise self._missing(name, version)
+            holders = sorted(a for a, v in self.read_aliases(name).aliases.items() if v == version)
+            if holders:
+                raise VersionInUseError(
+                    f"{name} v{version} is what alias {', '.join(holders)} points at; "
+                    "move the alias first"
+                )
+            model_dir = self._model_dir(name)
+            # Rename first so readers stop seeing the version at once; the tombstone keeps
+            # the number from ever being handed out again.
+            doomed = model_dir / f".trash-{version}-{uuid.uuid4().hex}"
+            (model_dir / str(version)).rename(doomed)
+            (model_dir / f"{_TOMBSTONE_PREFIX}{version}").touch()
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    # --- internals ---------------------------------------------------------------------
+    def _model_dir(self, name: str) -> Path:
+        if not MODEL_NAME_RE.match(name):
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        return self.root / name
+
+    def _missing(self, name: str, version: int) -> ModelNotFoundError | VersionNotFoundError:
+        if not self.versions(name):
+            return ModelNotFoundError(f"unknown model {name!r}")
+        return VersionNotFoundError(f"model {name!r} has no version {version}")
+
+    def _next_version(self, name: str) -> int:
+        model_dir = self._model_dir(name)
+        tombstones = [
+            int(entry.name.removeprefix(_TOMBSTONE_PREFIX))
+            for entry in model_dir.iterdir()
+            if entry.name.startswith(_TOMBSTONE_PREFIX)
+            and entry.name.removeprefix(_TOMBSTONE_PREFIX).isdigit()
+        ]
+        return max([*self.versions(name), *tombstones], default=0) + 1
+
+    def _write_aliases(self, name: str, table: AliasTable) -> None:
+        path = self._model_dir(name) / ALIAS_FILE
+        staging = path.with_name(f".{ALIAS_FILE}.{uuid.uuid4().hex}")
+        _write_durably(staging, table.model_dump_json(indent=2).encode())
+        os.replace(staging, path)
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        """An exclusive lock across processes (and pods sharing the volume) on one model."""
+        model_dir = self._model_dir(name)
+        with _writable(self.root):
+            model_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(model_dir / _LOCK_FILE, "a+b")  # noqa: SIM115 - closed below
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _writable(root: Path) -> Iterator[None]:
+    """A registry mounted read-only (a pod's volume, the image's default) can serve but
+    not be changed: say so instead of failing with a bare OSError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in {errno.EROFS, errno.EACCES, errno.EPERM}:
+            raise
+        raise RegistryReadOnlyError(f"the registry at {root} is read-only here") from exc
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _read_optional(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

@@ -1,1 +1,0 @@
-"""HTTP routes: each one only translates between HTTP and the data plane."""
