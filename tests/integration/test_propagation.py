@@ -160,15 +160,28 @@ async def _promote_and_roll_back(
         for server in replicas.servers:
             for _ in range(_LOOPS_PER_REPLICA):
                 load.start_soon(_load, server.url, answers, stop, deadline)
-        await anyio.sleep(0.5)
+        await _answered(answers, since=0.0)  # every loop is running
         for index, (kind, version) in enumerate(_MOVES):
             admin.base_url = httpx.URL(replicas.servers[index % 2].url)  # alternate replicas
             move = await _move(admin, kind, version)
             moves.append(move)
             await _wait_for_every_worker(replicas, move, bound_seconds)
-            await anyio.sleep(0.3)  # let the load see the new version before the next move
+            # The load sees the new version before the next move.
+            await _answered(answers, since=move.done, version=version)
         stop.set()
     return answers, moves
+
+
+async def _answered(answers: list[Answer], since: float, version: int | None = None) -> None:
+    """Until there are as many answers sent after `since` (monotonic) as load loops, all of
+    `version` when one is given (bounded: 10 s)."""
+    enough = 2 * _LOOPS_PER_REPLICA
+    with anyio.fail_after(10):
+        while True:
+            fresh = [a for a in answers if a.sent >= since]
+            if sum(1 for a in fresh if version is None or a.version == version) >= enough:
+                return
+            await anyio.sleep(0.02)
 
 
 def _allowed_versions(answer: Answer, moves: list[Move], bound_seconds: float) -> set[int]:
