@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(default=0.0, ge=0)  # wait for more rows when busy; never when idle
     # Tracked allocations between young-generation collections in each worker (Python's
     # default: 700). A 10,000-row body decodes into 10,000 lists; at 700 those trigger
-    # dozens of collections per request, about 15% of decoding it (docs/performance.md).
+    # dozens of collections per request, about 15% of decoding it (docs/performance-notes.md).
     gc_threshold: int = Field(default=50_000, ge=1)
     log_level: str = "info"
 
