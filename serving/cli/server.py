@@ -9,6 +9,7 @@ from pathlib import Path
 
 from serving.cli.environment import load_settings
 from serving.core.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
+from serving.repository.signing import trusted_keys_from
 
 _GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn_conf.py"
 
@@ -33,7 +34,10 @@ def serve_forever(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None:
             os.environ[f"SERVING_{flag.upper()}"] = str(value)
-    if load_settings().workers > 1 and not os.environ.get(MULTIPROC_ENV):
+    settings = load_settings()
+    # A missing or damaged trusted-keys file is one line here, not a traceback per worker.
+    trusted_keys_from(settings)
+    if settings.workers > 1 and not os.environ.get(MULTIPROC_ENV):
         # Several workers need shared metric files, or each scrape sees one worker's counts.
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix=DEFAULT_MULTIPROC_PREFIX)
     gunicorn = [sys.executable, "-m", "gunicorn", "-c", str(_GUNICORN_CONF)]

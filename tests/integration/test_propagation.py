@@ -35,6 +35,7 @@ _MOVES.append(("promote", 3))
 _LOOPS_PER_REPLICA = 2
 _MAX_REQUESTS = 50_000  # a bound on the load besides the stop signal
 _MAX_LOAD_SECONDS = 50.0
+_ANSWERS_PER_STEP = 20  # answers the load gets before the first move and after each move
 
 
 @dataclass(frozen=True)
@@ -173,10 +174,11 @@ async def _promote_and_roll_back(
 
 
 async def _answered(answers: list[Answer], since: float, version: int | None = None) -> None:
-    """Until there are as many answers sent after `since` (monotonic) as load loops, all of
-    `version` when one is given (bounded: 10 s)."""
-    enough = 2 * _LOOPS_PER_REPLICA
-    with anyio.fail_after(10):
+    """Until `_ANSWERS_PER_STEP` answers were sent after `since` (monotonic), all of `version`
+    when one is given (bounded: 20 s). Every step adds that much load, so the whole run
+    carries more than 200 requests however fast the machine is."""
+    enough = _ANSWERS_PER_STEP
+    with anyio.fail_after(20):
         while True:
             fresh = [a for a in answers if a.sent >= since]
             if sum(1 for a in fresh if version is None or a.version == version) >= enough:

@@ -1,6 +1,7 @@
 """The `serving` command on a local registry, in process: verbs, errors, help."""
 
 import argparse
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,22 @@ def test_a_missing_trusted_keys_file_is_one_line_and_exit_code_1(
         err
         == f"error: cannot read SERVING_TRUSTED_KEYS_FILE {missing}: No such file or directory\n"
     )
+
+
+def test_serve_checks_the_trusted_keys_before_starting_gunicorn(
+    local_registry: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+    monkeypatch.setenv("SERVING_TRUSTED_KEYS_FILE", str(tmp_path / "no-such-keys.txt"))
+
+    code, _, err = _run(capsys, "serve", "--workers", "1")
+
+    assert (code, started) == (1, [])
+    assert err.startswith("error: cannot read SERVING_TRUSTED_KEYS_FILE")
 
 
 def test_a_damaged_signing_key_is_one_line(
