@@ -58,6 +58,12 @@ class RemoteRegistry:
     def rollback(self, name: str, alias: str) -> int:
         return int(self._call("POST", f"/models/{name}/aliases/{alias}/rollback")["version"])
 
+    def remove_alias(self, name: str, alias: str) -> None:
+        self._call("DELETE", f"/models/{name}/aliases/{alias}")
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._call("DELETE", f"/models/{name}/versions/{version}")
+
     def listing(self) -> list[ModelListing]:
         models = self._call("GET", "/models")["models"]
         return [ModelListing(m["name"], m["versions"], m["aliases"]) for m in models]

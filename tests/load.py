@@ -50,6 +50,11 @@ class LoadGenerator:
             self._workers.append(worker)
         return self
 
+    def outcomes(self) -> list[Outcome]:
+        """The answers so far, in arrival order; the load goes on."""
+        with self._lock:
+            return sorted(self._outcomes, key=lambda outcome: outcome.at)
+
     def stop(self) -> list[Outcome]:
         self._stop.set()
         for worker in self._workers:

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     # so a fresh machine works with no set-up (`serving train` creates the pair).
     signing_key_file: Path = Path("~/.config/serving/signing-key.pem")
     poll_interval_seconds: float = Field(default=1.0, gt=0)  # registry re-read for alias moves
-    max_extra_versions: int = Field(default=4, ge=0)  # non-default versions kept loaded per worker
+    # Versions loaded on demand per worker: named by a request, not what the model serves by
+    # default (SERVING_MAX_EXTRA_VERSIONS).
+    max_extra_versions: int = Field(default=4, ge=0)
     # A version loaded because a request named it, and that no alias points at, is unloaded
     # after this long without a request.
     unload_idle_seconds: float = Field(default=300.0, gt=0)
@@ -43,7 +45,7 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(default=0.0, ge=0)  # wait for more rows when busy; never when idle
     # Tracked allocations between young-generation collections in each worker (Python's
     # default: 700). A 10,000-row body decodes into 10,000 lists; at 700 those trigger
-    # dozens of collections per request, about 15% of decoding it (docs/performance.md).
+    # dozens of collections per request, about 15% of decoding it (docs/performance-notes.md).
     gc_threshold: int = Field(default=50_000, ge=1)
     log_level: str = "info"
 

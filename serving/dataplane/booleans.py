@@ -13,43 +13,43 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-# Candidates (cells equal to 0 or 1) looked at one by one in Python, about 0.1 us each,
-# before the raw body is scanned instead (about 0.5 ms per MB).
-_FEW_CANDIDATES = 2048
-# Bodies this small are scanned first: that takes less than numpy's calls on a tiny array.
-_SCAN_FIRST_BYTES = 16 * 1024
+# Candidates (cells equal to 0 or 1) up to this many are looked at one by one in Python,
+# about 0.1 us each; beyond it the raw body is scanned instead (about 0.5 ms per MB).
+_MAX_CANDIDATES_LOOKED_AT = 2048
+# Bodies up to this size are scanned first: that takes less than numpy's calls on a tiny array.
+_SCAN_FIRST_MAX_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
-class BooleanWords:
+class BooleanLiterals:
     """Whether a JSON body can hold a boolean where numbers are expected, from its raw bytes.
 
-    A boolean is always spelled `true` or `false`, so a body in which those words occur no
-    more often than its other fields account for has none among its numbers. (A word inside
-    a string only makes the answer a cautious yes.)
+    A boolean is always the literal `true` or `false`, so a body in which those literals
+    occur no more often than its other fields account for has none among its numbers. (The
+    letters inside a string only make the answer a cautious yes.)
     """
 
     raw: bytes = field(repr=False)
-    elsewhere: int = 0  # words the body's other boolean fields account for
+    outside_rows: int = 0  # literals the body's other boolean fields account for
 
     def may_be_among_numbers(self) -> bool:
-        return self.raw.count(b"true") + self.raw.count(b"false") > self.elsewhere
+        return self.raw.count(b"true") + self.raw.count(b"false") > self.outside_rows
 
 
 def first_boolean(
-    array: npt.NDArray[Any], data: list[Any], words: BooleanWords | None
+    array: npt.NDArray[Any], data: list[Any], literals: BooleanLiterals | None
 ) -> tuple[int, ...] | None:
     """The index of the first cell of `array`, numpy's numeric view of the nested lists
-    `data`, that was a JSON boolean; None when there is none. `words`, when given, saves
+    `data`, that was a JSON boolean; None when there is none. `literals`, when given, saves
     looking at thousands of candidates one by one in a body that holds no boolean.
     """
-    if words is not None and len(words.raw) <= _SCAN_FIRST_BYTES:
-        if not words.may_be_among_numbers():
+    if literals is not None and len(literals.raw) <= _SCAN_FIRST_MAX_BYTES:
+        if not literals.may_be_among_numbers():
             return None
-        words = None  # it may: every candidate is looked at
+        literals = None  # it may: every candidate is looked at
     candidates = np.nonzero((array == 0) | (array == 1))
-    many = len(candidates[0]) > _FEW_CANDIDATES
-    if many and words is not None and not words.may_be_among_numbers():
+    many = len(candidates[0]) > _MAX_CANDIDATES_LOOKED_AT
+    if many and literals is not None and not literals.may_be_among_numbers():
         return None
     for index in zip(*(axis.tolist() for axis in candidates), strict=True):
         cell: Any = data

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import orjson
 
 from serving.core.errors import InvalidInputError, MalformedRequestError, TooManyRowsError
-from serving.dataplane.booleans import BooleanWords, first_boolean
+from serving.dataplane.booleans import BooleanLiterals, first_boolean
 from serving.repository.manifest import MODEL_NAME_RE, ModelManifest
 
 Matrix = npt.NDArray[np.float64]
@@ -28,10 +28,10 @@ class PredictBody:
     version: VersionSpec
     instances: list[Any]
     probabilities: bool
-    # The rows as a float64 matrix, built before the model is known (see `early_matrix`),
-    # or None: then `to_matrix` builds it once the model is resolved.
-    early: Matrix | None = None
-    boolean_words: BooleanWords | None = None  # None: any cell may have been a boolean
+    # The rows as a float64 matrix, built while parsing, before the model is known (see
+    # `positional_matrix`), or None: then `to_matrix` builds it once the model is resolved.
+    prebuilt_matrix: Matrix | None = None
+    boolean_literals: BooleanLiterals | None = None  # None: any cell may have been a boolean
 
 
 def parse_predict_body(
@@ -47,14 +47,16 @@ def parse_predict_body(
     if unknown:
         raise MalformedRequestError(f"unknown field(s): {', '.join(unknown)}")
     instances = _instances(document.get("instances"), max_rows)
-    words = BooleanWords(raw, elsewhere=int(isinstance(document.get("probabilities"), bool)))
+    literals = BooleanLiterals(
+        raw, outside_rows=int(isinstance(document.get("probabilities"), bool))
+    )
     return PredictBody(
         model=_optional_model(document.get("model")),
         version=parse_version(document.get("version")),
         instances=instances,
         probabilities=_flag(document.get("probabilities", False)),
-        early=early_matrix(instances, words) if convert else None,
-        boolean_words=words,
+        prebuilt_matrix=positional_matrix(instances, literals) if convert else None,
+        boolean_literals=literals,
     )
 
 
@@ -109,7 +111,9 @@ def _instances(value: object, max_rows: int) -> list[Any]:
     return value
 
 
-def early_matrix(instances: list[Any], words: BooleanWords | None = None) -> Matrix | None:
+def positional_matrix(
+    instances: list[Any], literals: BooleanLiterals | None = None
+) -> Matrix | None:
     """Positional rows as a float64 matrix, or None when they are by name or bad.
 
     Needs no model: the width, NaN and infinity are checked by `to_matrix` later. Bad rows
@@ -119,7 +123,7 @@ def early_matrix(instances: list[Any], words: BooleanWords | None = None) -> Mat
     if not isinstance(instances[0], list):
         return None
     try:
-        return _numeric(instances, len(instances[0]), words)
+        return _numeric(instances, len(instances[0]), literals)
     except InvalidInputError:
         return None
 
@@ -127,21 +131,22 @@ def early_matrix(instances: list[Any], words: BooleanWords | None = None) -> Mat
 def to_matrix(
     instances: list[Any],
     manifest: ModelManifest,
-    early: Matrix | None = None,
-    words: BooleanWords | None = None,
+    prebuilt_matrix: Matrix | None = None,
+    literals: BooleanLiterals | None = None,
 ) -> Matrix:
     """Rows (lists in feature order, or objects keyed by feature name) to a float64 matrix.
 
-    `early` is `early_matrix(instances)` when the caller already built it; `words`, from
-    the raw body, spares the boolean check a look at every 0 or 1 (serving.dataplane.booleans).
+    `prebuilt_matrix` is `positional_matrix(instances)` when the caller already built it;
+    `literals`, from the raw body, spares the boolean check a look at every 0 or 1
+    (serving.dataplane.booleans).
     """
-    if early is not None:
-        if early.shape[1] != manifest.n_features:
+    if prebuilt_matrix is not None:
+        if prebuilt_matrix.shape[1] != manifest.n_features:
             raise InvalidInputError(_shape_problem(instances, manifest.n_features))
-        return check_values(early, manifest)
+        return check_values(prebuilt_matrix, manifest)
     if isinstance(instances[0], dict) and all(isinstance(row, dict) for row in instances):
         instances = _rows_by_name(instances, manifest.feature_names)
-    return check_values(_numeric(instances, manifest.n_features, words), manifest)
+    return check_values(_numeric(instances, manifest.n_features, literals), manifest)
 
 
 def check_values(matrix: Matrix, manifest: ModelManifest) -> Matrix:
@@ -155,7 +160,7 @@ def check_values(matrix: Matrix, manifest: ModelManifest) -> Matrix:
     return matrix
 
 
-def _numeric(rows: list[Any], n_features: int, words: BooleanWords | None) -> Matrix:
+def _numeric(rows: list[Any], n_features: int, literals: BooleanLiterals | None) -> Matrix:
     try:
         # One C-level pass; builds a ragged or non-numeric array only on bad input.
         array = np.array(rows)
@@ -168,7 +173,7 @@ def _numeric(rows: list[Any], n_features: int, words: BooleanWords | None) -> Ma
             raise InvalidInputError("each row must be a list of numbers or an object of features")
         raise InvalidInputError(_shape_problem(rows, n_features))
     if array.dtype.kind in "iuf":
-        if (cell := first_boolean(array, rows, words)) is not None:
+        if (cell := first_boolean(array, rows, literals)) is not None:
             row, feature = cell
             value = rows[row][feature]
             raise InvalidInputError(f"row {row}, feature {feature}: {value!r} is not a number")

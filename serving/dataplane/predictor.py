@@ -11,13 +11,10 @@ from serving.cache.base import CacheUnavailableError, PredictionCache, cache_key
 from serving.core.errors import InvalidInputError
 from serving.core.metrics import ServingMetrics
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
+from serving.dataplane.offload import converts_inline
 from serving.dataplane.scoring import Scorer, Scores
 from serving.registry.registry import ModelRegistry
 from serving.repository.store import LoadedModel
-
-# Bodies larger than this are converted in a worker thread, so a 10,000-row request
-# never holds the event loop for milliseconds.
-_INLINE_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -97,11 +94,13 @@ class Predictor:
 
 
 async def _convert(body: PredictBody, model: LoadedModel) -> Matrix:
-    # With the matrix built early only the model's checks are left: a few array passes.
-    if body.early is not None or len(body.instances) <= _INLINE_ROWS:
-        return to_matrix(body.instances, model.manifest, body.early, body.boolean_words)
+    # With the matrix built while parsing only the model's checks are left: a few array passes.
+    if body.prebuilt_matrix is not None or converts_inline(len(body.instances)):
+        return to_matrix(
+            body.instances, model.manifest, body.prebuilt_matrix, body.boolean_literals
+        )
     return await anyio.to_thread.run_sync(
-        to_matrix, body.instances, model.manifest, None, body.boolean_words
+        to_matrix, body.instances, model.manifest, None, body.boolean_literals
     )
 
 

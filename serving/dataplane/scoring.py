@@ -1,9 +1,9 @@
-"""Scorer: runs an estimator on a feature matrix in a worker thread, never on the event loop."""
+"""Scores and the Scorer protocol: what the predictor asks of a scorer (batching.py has the one
+the app uses), and the blocking estimator call itself."""
 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anyio
 import numpy as np
 import numpy.typing as npt
 
@@ -29,17 +29,3 @@ def score_now(model: LoadedModel, matrix: npt.NDArray[np.float64], probabilities
     if probabilities:
         proba = np.ascontiguousarray(model.estimator.predict_proba(matrix), dtype=np.float64)
     return Scores(predictions, proba)
-
-
-class ThreadScorer:
-    """One estimator call per request, in a bounded pool of worker threads."""
-
-    def __init__(self, threads: int) -> None:
-        self._limiter = anyio.CapacityLimiter(threads)
-
-    async def score(
-        self, model: LoadedModel, matrix: npt.NDArray[np.float64], probabilities: bool
-    ) -> Scores:
-        return await anyio.to_thread.run_sync(
-            score_now, model, matrix, probabilities, limiter=self._limiter
-        )

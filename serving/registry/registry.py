@@ -56,7 +56,7 @@ class ModelRegistry:
     def __init__(
         self,
         store: ModelStore,
-        max_extra_versions: int = 4,
+        max_on_demand_versions: int = 4,
         observer: RegistryObserver | None = None,
         unload_idle_seconds: float = 300.0,
     ) -> None:
@@ -64,10 +64,11 @@ class ModelRegistry:
         self._observer = observer
         self._loader = VerifiedLoader(store, observer)
         self._models: dict[str, ModelState] = {}
-        # Versions loaded because a request named them, least recently used first.
-        self._extra: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
+        # Versions loaded on demand, because a request named them and they are not what the
+        # model serves by default; least recently used first, at most max_on_demand_versions.
+        self._on_demand: OrderedDict[tuple[str, int], LoadedModel] = OrderedDict()
         self._used_at: dict[tuple[str, int], float] = {}  # monotonic time of the last request
-        self._max_extra = max_extra_versions
+        self._max_on_demand = max_on_demand_versions
         self._unload_idle_seconds = unload_idle_seconds
         self._refresh_lock = anyio.Lock()
         self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
@@ -97,8 +98,8 @@ class ModelRegistry:
     def loaded_versions(self, name: str) -> list[int]:
         state = self._models.get(name)
         served = [state.served.manifest.version] if state and state.served else []
-        extra = [version for (model, version) in self._extra if model == name]
-        return sorted({*served, *extra})
+        on_demand = [version for (model, version) in self._on_demand if model == name]
+        return sorted({*served, *on_demand})
 
     async def resolve(self, name: str, version: int | str | None) -> LoadedModel:
         """The loaded model a request gets; loads an explicitly named version on demand.
@@ -118,11 +119,11 @@ class ModelRegistry:
             number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
         if state.served is not None and state.served.manifest.version == number:
             return state.served
-        extra = self._extra.get((name, number))
-        if extra is None:
-            return await self._load_extra(name, number)
+        on_demand = self._on_demand.get((name, number))
+        if on_demand is None:
+            return await self._load_on_demand(name, number)
         self._used_at[(name, number)] = time.monotonic()
-        return extra
+        return on_demand
 
     @staticmethod
     def _known_number(state: ModelState, version: int | str | None) -> int | None:
@@ -139,17 +140,17 @@ class ModelRegistry:
             names = await anyio.to_thread.run_sync(self._store.model_names)
             models = {name: await self._refreshed(name) for name in names}
             self._models = models
-            self._extra = self._kept_extras(models)
+            self._on_demand = self._kept_on_demand(models)
             self.has_started = True
             self._notify_changed()
 
-    def _kept_extras(
+    def _kept_on_demand(
         self, models: dict[str, ModelState]
     ) -> OrderedDict[tuple[str, int], LoadedModel]:
         now = time.monotonic()
         kept = OrderedDict(
             (key, model)
-            for key, model in self._extra.items()
+            for key, model in self._on_demand.items()
             if self._is_still_needed(key, models.get(key[0]), now)
         )
         self._used_at = {key: self._used_at.get(key, now) for key in kept}
@@ -190,7 +191,7 @@ class ModelRegistry:
         name = state.name
         try:
             # A version already loaded for explicit requests is verified: reuse, do not copy.
-            loaded = self._extra.get((name, version)) or await self._loader.load(name, version)
+            loaded = self._on_demand.get((name, version)) or await self._loader.load(name, version)
         except ServingError as exc:
             log.error("not serving %s v%s: %s", name, version, exc)
             return replace(state, failures={**state.failures, version: str(exc)})
@@ -241,29 +242,31 @@ class ModelRegistry:
                 raise ModelNotFoundError(f"unknown model {name!r}")
             self._unloaded = self._unloaded | {name}
             self._models = {**self._models, name: replace(state, served=None)}
-            self._extra = OrderedDict((k, m) for k, m in self._extra.items() if k[0] != name)
+            self._on_demand = OrderedDict(
+                (key, model) for key, model in self._on_demand.items() if key[0] != name
+            )
 
     def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
         aliases = self._store.read_aliases(name)
         return aliases, self._store.versions(name), self._store.served_version(name, aliases)
 
-    async def _load_extra(self, name: str, version: int) -> LoadedModel:
+    async def _load_on_demand(self, name: str, version: int) -> LoadedModel:
         key = (name, version)
         lock = self._load_locks.setdefault(key, anyio.Lock())
         async with lock:
             self._used_at[key] = time.monotonic()
-            if key in self._extra:
-                self._extra.move_to_end(key)
-                return self._extra[key]
+            if key in self._on_demand:
+                self._on_demand.move_to_end(key)
+                return self._on_demand[key]
             state = self._models[name]
             if version in state.failures:
                 raise ModelLoadError(
                     f"{name} v{version} cannot be served: {state.failures[version]}"
                 )
             loaded = await self._loader.load(name, version)
-            self._extra[key] = loaded
-            while len(self._extra) > self._max_extra:
-                self._used_at.pop(self._extra.popitem(last=False)[0], None)
+            self._on_demand[key] = loaded
+            while len(self._on_demand) > self._max_on_demand:
+                self._used_at.pop(self._on_demand.popitem(last=False)[0], None)
             self._notify_changed()
             return loaded
 

@@ -9,23 +9,31 @@ import binascii
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from serving.core.errors import ArtifactRejectedError
+from serving.core.errors import ArtifactRejectedError, ServingError
 from serving.core.settings import Settings
 from serving.repository.manifest import ModelManifest, signed_payload
 
 
+class SigningKeyError(ServingError):
+    """A configured key file or key that cannot be read or is not an Ed25519 key."""
+
+    code = "bad_key"
+
+
 class Signature(BaseModel):
-    """The contents of a version's signature file."""
+    """The contents of a version's signature file. Only Ed25519 is accepted: a file naming
+    any other algorithm is malformed, so a signature is never read under the wrong scheme."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    algorithm: str = "ed25519"
+    algorithm: Literal["ed25519"] = "ed25519"
     key_id: str
     signature: str  # base64
 
@@ -98,9 +106,12 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
     Writes `path` (mode 0600) and `path.pub` (base64 public key) when creating.
     """
     if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise SigningKeyError(f"cannot read the signing key {path}: {exc}") from None
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
+            raise SigningKeyError(f"{path} is not an Ed25519 private key")
         return key
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,9 +136,26 @@ def trusted_keys_from(settings: Settings) -> TrustedKeys:
     """SERVING_TRUSTED_KEYS plus the keys file; with neither, the local development key."""
     texts = list(settings.trusted_keys)
     if settings.trusted_keys_file is not None:
-        texts += settings.trusted_keys_file.read_text().split()
+        texts += _read_key_file(settings.trusted_keys_file, "SERVING_TRUSTED_KEYS_FILE").split()
     if not texts:
         dev_public = public_key_file(settings.signing_key_file)
         if dev_public.exists():
-            texts = [dev_public.read_text()]
-    return TrustedKeys(parse_public_key(text) for text in texts)
+            texts = [_read_key_file(dev_public, "the development public key")]
+    return TrustedKeys(_trusted_key(text) for text in texts)
+
+
+def _read_key_file(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _trusted_key(text: str) -> Ed25519PublicKey:
+    try:
+        return parse_public_key(text)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        shown = text.strip()[:24]
+        raise SigningKeyError(
+            f"trusted key {shown!r}... is not an Ed25519 public key: {exc}"
+        ) from None

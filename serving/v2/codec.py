@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from serving.core.errors import InvalidInputError, MalformedRequestError
-from serving.dataplane.booleans import BooleanWords
+from serving.dataplane.booleans import BooleanLiterals
 from serving.dataplane.inputs import decode_object
 from serving.v2.datatypes import check_datatype
 from serving.v2.tensors import Tensor, binary_values, json_data, json_values, packed
@@ -39,12 +39,12 @@ def decode_request(body: bytes, header_length: str | None) -> InferenceRequest:
     json_length = _json_length(header_length, len(body))
     json_part = body[:json_length]
     document = decode_object(json_part)
-    words = BooleanWords(json_part)
+    literals = BooleanLiterals(json_part)
     tail = _BinaryTail(memoryview(body)[json_length:])
     inputs = _list(document.get("inputs"), "inputs")
     if not inputs:
         raise MalformedRequestError("inputs must hold at least one tensor")
-    tensors = [_input(item, f"inputs[{i}]", tail, words) for i, item in enumerate(inputs)]
+    tensors = [_input(item, f"inputs[{i}]", tail, literals) for i, item in enumerate(inputs)]
     tail.check_consumed()
     _check_unique([t.name for t in tensors], "input")
     parameters = _parameters(document.get("parameters"), "parameters")
@@ -66,7 +66,7 @@ def _json_length(header: str | None, body_length: int) -> int:
     return int(header)
 
 
-def _input(item: object, where: str, tail: "_BinaryTail", words: BooleanWords) -> Tensor:
+def _input(item: object, where: str, tail: "_BinaryTail", literals: BooleanLiterals) -> Tensor:
     if not isinstance(item, dict):
         raise MalformedRequestError(f"{where} must be an object")
     name = _name(item.get("name"), where)
@@ -85,7 +85,7 @@ def _input(item: object, where: str, tail: "_BinaryTail", words: BooleanWords) -
         return Tensor(name, datatype, shape, binary_values(chunk, datatype, count, where, shape))
     if "data" not in item:
         raise MalformedRequestError(f"{where}: data is required (or binary_data_size)")
-    values = json_values(item["data"], datatype, count, where, words)
+    values = json_values(item["data"], datatype, count, where, literals)
     return Tensor(name, datatype, shape, values.reshape(shape))
 
 

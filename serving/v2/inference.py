@@ -11,6 +11,7 @@ import anyio
 
 from serving.core.errors import BodyTooLargeError, MalformedRequestError, TooManyRowsError
 from serving.dataplane.inputs import VersionSpec
+from serving.dataplane.offload import decodes_inline
 from serving.dataplane.predictor import Predictor
 from serving.registry.registry import ModelRegistry
 from serving.v2.codec import InferenceRequest, decode_request, encode_response
@@ -18,7 +19,6 @@ from serving.v2.signature import PREDICT_PROBA, check_outputs, output_names, out
 from serving.v2.signature import to_matrix as tensors_to_matrix
 from serving.v2.tensors import Tensor
 
-_INLINE_BODY_BYTES = 64 * 1024  # larger bodies are decoded in a worker thread
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # deflate means zlib-wrapped
 
 
@@ -37,7 +37,7 @@ async def decode(
     """The request, inflated first when the client compressed it (tritonclient can)."""
     if content_encoding not in (None, "identity"):
         body = await anyio.to_thread.run_sync(_inflate, body, content_encoding, max_bytes)
-    if len(body) <= _INLINE_BODY_BYTES:
+    if decodes_inline(len(body)):
         return decode_request(body, header_length)
     return await anyio.to_thread.run_sync(decode_request, body, header_length)
 

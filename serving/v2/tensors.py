@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.core.errors import InvalidInputError, MalformedRequestError
-from serving.dataplane.booleans import BooleanWords, first_boolean
+from serving.dataplane.booleans import BooleanLiterals, first_boolean
 from serving.v2.datatypes import BYTES, FIXED_WIDTH, FLOAT_TYPES, INTEGER_TYPES, bf16_to_float32
 
 _LENGTH_PREFIX = struct.Struct("<I")  # BYTES elements: a 4-byte little-endian length first
@@ -30,11 +30,11 @@ class Tensor:
 
 
 def json_values(
-    data: object, datatype: str, count: int, where: str, words: BooleanWords | None = None
+    data: object, datatype: str, count: int, where: str, literals: BooleanLiterals | None = None
 ) -> npt.NDArray[Any]:
     """Flat or nested JSON `data` as a flat array of `datatype`, `count` elements long.
 
-    `words` tells, from the body's raw bytes, whether it spells out any boolean at all.
+    `literals` tells, from the body's raw bytes, whether it spells out any boolean at all.
     """
     if not isinstance(data, list):
         raise MalformedRequestError(f"{where}: data must be a list")
@@ -46,7 +46,7 @@ def json_values(
         except (ValueError, OverflowError):
             raise InvalidInputError(f"{where}: data is ragged or not numeric") from None
         if datatype != "BOOL" and nested.dtype.kind in "iuf":
-            _refuse_booleans(nested, data, where, words)
+            _refuse_booleans(nested, data, where, literals)
         array = _as_datatype(nested.ravel(), datatype, where)
     if array.size != count:
         raise InvalidInputError(f"{where}: shape holds {count} elements, data has {array.size}")
@@ -54,10 +54,10 @@ def json_values(
 
 
 def _refuse_booleans(
-    nested: npt.NDArray[Any], data: list[Any], where: str, words: BooleanWords | None
+    nested: npt.NDArray[Any], data: list[Any], where: str, literals: BooleanLiterals | None
 ) -> None:
     """numpy reads true and false among numbers as 1 and 0; a numeric tensor takes neither."""
-    index = first_boolean(nested, data, words)
+    index = first_boolean(nested, data, literals)
     if index is not None:
         position = "".join(f"[{i}]" for i in index)
         raise InvalidInputError(f"{where}: data{position} is a boolean, not a number")

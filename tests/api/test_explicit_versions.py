@@ -2,14 +2,15 @@
 
 from pathlib import Path
 
-import anyio
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from serving.repository.signing import TrustedKeys
 from serving.repository.store import ModelStore
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.uploads import eventually, signed_iris
+from tests.waiting import RegistryPolls
 
 _ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
@@ -53,7 +54,9 @@ async def test_a_named_version_nobody_asks_for_is_unloaded_unless_an_alias_point
     settings_for: SettingsFactory,
     registry_dir: Path,
     signing_key: Ed25519PrivateKey,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    polls = RegistryPolls(caplog)
     store = _publish_iris_versions(registry_dir, signing_key, 2)
     store.set_alias("iris", "staging", 2)
     settings = settings_for(unload_idle_seconds=0.3, poll_interval_seconds=0.1)
@@ -67,5 +70,5 @@ async def test_a_named_version_nobody_asks_for_is_unloaded_unless_an_alias_point
             return await _loaded(client) == [2, 3]
 
         await eventually(is_unloaded, timeout_seconds=3)
-        await anyio.sleep(0.5)  # several more polls: the aliased version stays
+        await polls.wait_beyond(polls.count + 2)  # three more polls: the aliased version stays
         assert await _loaded(client) == [2, 3]

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import ClientFactory, SettingsFactory
+from tests.waiting import RegistryPolls
 from training.train import train
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -36,13 +37,16 @@ async def test_index_lists_every_model_ready(admin_client: httpx.AsyncClient) ->
     assert index["iris"] == {"name": "iris", "version": "1", "state": "READY"}
 
 
-async def test_unload_stops_serving_until_load(admin_client: httpx.AsyncClient) -> None:
+async def test_unload_stops_serving_until_load(
+    admin_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    polls = RegistryPolls(caplog)
     unloaded = await admin_client.post("/v2/repository/models/iris/unload", headers=ADMIN)
     index = await _index(admin_client)
     ready = await admin_client.get("/v2/models/iris/ready")
     infer = await admin_client.post("/v2/models/iris/infer", json={"inputs": [IRIS_INPUT]})
     predict = await admin_client.post("/models/iris/predict", json={"instances": [[5, 3, 1, 0]]})
-    await anyio.sleep(0.5)  # two registry polls must not bring it back
+    await polls.wait_beyond(polls.count + 1)  # two registry polls must not bring it back
     still_out = await admin_client.get("/v2/models/iris/ready")
     loaded = await admin_client.post("/v2/repository/models/iris/load", headers=ADMIN, json={})
     ready_again = await admin_client.get("/v2/models/iris/ready")

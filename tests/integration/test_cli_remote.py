@@ -103,6 +103,13 @@ def test_train_push_promote_and_roll_back_against_a_running_server(tmp_path: Pat
         _wait_until_served(server.url, 2)
         listed = _ok(trainer, "models", *remote)
         refused = _serving(trainer, "promote", "iris", "1", "--url", server.url, "--token", "wrong")
+        # The token from the environment, kept off the command line.
+        from_env = trainer | {"SERVING_ADMIN_TOKEN": ADMIN_TOKEN}
+        canary = _ok(from_env, "promote", "iris", "1", "--alias", "canary", "--url", server.url)
+        in_use = _serving(from_env, "delete-version", "iris", "1", "--url", server.url)
+        unaliased = _ok(from_env, "delete-alias", "iris", "canary", "--url", server.url)
+        deleted = _ok(from_env, "delete-version", "iris", "1", "--url", server.url)
+        after_delete = _ok(from_env, "models", "--url", server.url)
         manifest = httpx.get(f"{server.url}/models/iris/versions/2", timeout=5).json()
 
     assert pushed.splitlines() == ["iris: published v1", "iris: production -> v1"]
@@ -115,7 +122,12 @@ def test_train_push_promote_and_roll_back_against_a_running_server(tmp_path: Pat
     assert "401" in refused.stderr
     assert manifest["artifact"]["format"] == "skops"
     assert [f["name"] for f in manifest["features"]] == features.split(",")
-    assert sorted(p.name for p in (server_models / "iris").iterdir() if p.is_dir()) == ["1", "2"]
+    assert canary.strip() == "iris: canary -> v1"
+    assert in_use.returncode == 1 and "409" in in_use.stderr
+    assert unaliased.strip() == "iris: canary removed"
+    assert deleted.strip() == "iris: v1 deleted"
+    assert after_delete.strip() == "iris: versions [2]; production=v2"
+    assert sorted(p.name for p in (server_models / "iris").iterdir() if p.is_dir()) == ["2"]
 
 
 def test_push_promote_and_roll_back_on_a_local_registry(tmp_path: Path) -> None:

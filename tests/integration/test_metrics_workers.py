@@ -13,6 +13,7 @@ import pytest
 
 from tests.metrics_text import Samples, scrape, total, value
 from tests.processes import ServerProcess, running_server, server_environment
+from tests.waiting import wait_until
 from training.data import load_dataset
 
 pytestmark = pytest.mark.slow
@@ -57,6 +58,11 @@ def _worker_pids(master: int) -> list[int]:
     return [int(pid) for pid in children.split()]
 
 
+def _replaced(master: int, killed: int) -> bool:
+    workers = _worker_pids(master)
+    return killed not in workers and len(workers) == 2
+
+
 def _predict(url: str, row: list[float]) -> str:
     # A new connection per request, so the kernel spreads them over the workers.
     answer = httpx.post(f"{url}/models/iris/predict", json={"instances": [row]}, timeout=10)
@@ -95,8 +101,11 @@ def test_a_replaced_worker_keeps_its_counts_and_drops_out_of_live_gauges(
         _wait_for_all_workers(server, 2)
         for row in rows:
             _predict(server.url, row)
-        os.kill(_worker_pids(server.process.pid)[0], signal.SIGKILL)
-        time.sleep(0.5)  # gunicorn reaps the worker (child_exit) and boots a new one
+        workers = _worker_pids(server.process.pid)
+        os.kill(workers[0], signal.SIGKILL)
+        wait_until(  # gunicorn reaps the worker (child_exit) and boots a new one
+            lambda: _replaced(server.process.pid, workers[0]), "a replacement worker"
+        )
         after = _wait_for_all_workers(server, 2)
 
     assert total(after, "serving_predictions_total") == len(rows)

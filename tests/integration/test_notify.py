@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import httpx
+import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -17,6 +18,7 @@ from tests.conftest import ClientFactory, SettingsFactory
 from tests.processes import free_port, server_environment
 from tests.redis_server import running_redis
 from tests.uploads import ADMIN, ADMIN_TOKEN, eventually, served_version, signed_iris
+from tests.waiting import RegistryPolls
 
 _NO_POLL = 3600.0  # only a notice can make the app reload within a test
 
@@ -49,7 +51,9 @@ async def test_the_listener_resubscribes_after_redis_restarts(
     registry_dir: Path,
     signing_key: Ed25519PrivateKey,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    polls = RegistryPolls(caplog)
     store = _publish_v2(registry_dir, signing_key)
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -60,9 +64,10 @@ async def test_the_listener_resubscribes_after_redis_restarts(
         async with client_for(settings) as client:
             await eventually(partial(_is_subscribed, url))
             first_redis.close()  # Redis goes away under the running app
+            polls_before = polls.count
             with running_redis(tmp_path, port):
                 await eventually(partial(_is_subscribed, url), timeout_seconds=10)
-                await anyio.sleep(0.5)  # let the refresh that follows resubscribing finish first
+                await polls.wait_beyond(polls_before)  # the refresh that follows resubscribing
                 store.set_alias("iris", "production", 2)  # `serving promote` on another host
                 await announce(url, "iris")
 
@@ -105,7 +110,9 @@ async def test_a_promotion_by_the_cli_on_the_shared_folder_is_announced_over_red
     signing_key: Ed25519PrivateKey,
     redis_url: str,
     trusted_key_text: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    polls = RegistryPolls(caplog)
     _publish_v2(registry_dir, signing_key)
     settings = settings_for(redis_url=redis_url, poll_interval_seconds=_NO_POLL)
     cli_env = {
@@ -116,7 +123,7 @@ async def test_a_promotion_by_the_cli_on_the_shared_folder_is_announced_over_red
 
     async with client_for(settings) as client:
         await eventually(partial(_is_subscribed, redis_url))
-        await anyio.sleep(0.5)  # let the refresh that follows subscribing finish first
+        await polls.wait_beyond(0)  # the refresh that follows subscribing
         promoted = await anyio.run_process(
             [sys.executable, "-m", "serving.cli", "promote", "iris", "2"],
             env=server_environment(cli_env),

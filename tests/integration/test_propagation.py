@@ -35,6 +35,7 @@ _MOVES.append(("promote", 3))
 _LOOPS_PER_REPLICA = 2
 _MAX_REQUESTS = 50_000  # a bound on the load besides the stop signal
 _MAX_LOAD_SECONDS = 50.0
+_ANSWERS_PER_STEP = 20  # answers the load gets before the first move and after each move
 
 
 @dataclass(frozen=True)
@@ -160,15 +161,29 @@ async def _promote_and_roll_back(
         for server in replicas.servers:
             for _ in range(_LOOPS_PER_REPLICA):
                 load.start_soon(_load, server.url, answers, stop, deadline)
-        await anyio.sleep(0.5)
+        await _answered(answers, since=0.0)  # every loop is running
         for index, (kind, version) in enumerate(_MOVES):
             admin.base_url = httpx.URL(replicas.servers[index % 2].url)  # alternate replicas
             move = await _move(admin, kind, version)
             moves.append(move)
             await _wait_for_every_worker(replicas, move, bound_seconds)
-            await anyio.sleep(0.3)  # let the load see the new version before the next move
+            # The load sees the new version before the next move.
+            await _answered(answers, since=move.done, version=version)
         stop.set()
     return answers, moves
+
+
+async def _answered(answers: list[Answer], since: float, version: int | None = None) -> None:
+    """Until `_ANSWERS_PER_STEP` answers were sent after `since` (monotonic), all of `version`
+    when one is given (bounded: 20 s). Every step adds that much load, so the whole run
+    carries more than 200 requests however fast the machine is."""
+    enough = _ANSWERS_PER_STEP
+    with anyio.fail_after(20):
+        while True:
+            fresh = [a for a in answers if a.sent >= since]
+            if sum(1 for a in fresh if version is None or a.version == version) >= enough:
+                return
+            await anyio.sleep(0.02)
 
 
 def _allowed_versions(answer: Answer, moves: list[Move], bound_seconds: float) -> set[int]:

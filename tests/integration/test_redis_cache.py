@@ -16,6 +16,7 @@ from serving.core.metrics import ServingMetrics
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.processes import free_port
 from tests.redis_server import running_redis
+from tests.uploads import eventually
 from training.train import train
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -149,7 +150,11 @@ async def test_the_circuit_opens_skips_redis_then_closes_when_redis_is_back(
         await cache.set("k", b"skipped: the circuit is open")
         probe = await cache.get("k")
         await cache.set("k", b"answer")
-        await anyio.sleep(0.05)  # the write runs in the background
+
+        async def is_written() -> bool:  # the write runs in the background
+            return await cache.get("k") is not None
+
+        await eventually(is_written, timeout_seconds=5)
         cached = await cache.get("k")
     await cache.aclose()
 

@@ -9,6 +9,7 @@ from tests.load import LoadGenerator, Outcome
 from tests.metrics_text import scrape, total, value
 from tests.processes import free_port, running_server, wait_until_ready
 from tests.redis_server import running_redis
+from tests.waiting import wait_until
 from training.data import load_dataset
 
 pytestmark = pytest.mark.slow
@@ -22,6 +23,18 @@ def _bodies() -> list[dict[str, object]]:
 
 def _hits_after(outcomes: list[Outcome], moment: float) -> int:
     return sum(1 for o in outcomes if o.at > moment and o.cache == "HIT")
+
+
+def _answered_after(outcomes: list[Outcome], moment: float) -> int:
+    return sum(1 for o in outcomes if o.at > moment)
+
+
+def _lookup_errors(url: str) -> float:
+    return value(scrape(url), "serving_cache_lookups_total", result="error") or 0
+
+
+def _circuit_open(url: str) -> float | None:
+    return value(scrape(url), "serving_cache_circuit_open")
 
 
 def test_predictions_never_fail_while_redis_stops_and_comes_back(
@@ -42,14 +55,17 @@ def test_predictions_never_fail_while_redis_stops_and_comes_back(
     ):
         wait_until_ready(server.url)
         load = LoadGenerator(server.url, _bodies(), threads=4, max_seconds=60).start()
-        time.sleep(1.0)
+        wait_until(lambda: _hits_after(load.outcomes(), 0) >= 20, "hits from the first Redis")
         first_redis.process.terminate()  # Redis goes away with every entry
         first_redis.process.wait(10)
         stopped_at = time.monotonic()
-        time.sleep(1.5)
+        wait_until(lambda: _lookup_errors(server.url) > 0, "cache errors while Redis is away")
+        wait_until(lambda: _answered_after(load.outcomes(), stopped_at) >= 50, "load meanwhile")
         with running_redis(tmp_path / "second", port):
             restarted_at = time.monotonic()
-            time.sleep(2.5)  # a cool-down, a probe, then entries are written and hit again
+            # A cool-down, a probe, then entries are written and hit again, in every worker.
+            wait_until(lambda: _hits_after(load.outcomes(), restarted_at) >= 20, "hits again")
+            wait_until(lambda: _circuit_open(server.url) == 0, "every circuit closed")
             outcomes = load.stop()
             samples = scrape(server.url)
 

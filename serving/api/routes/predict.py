@@ -13,6 +13,7 @@ from serving.api.routes.lean import LeanRoute
 from serving.api.schemas import ErrorResponse, PredictRequest, PredictResponse
 from serving.core.errors import MalformedRequestError
 from serving.dataplane.inputs import PredictBody, parse_predict_body, parse_version
+from serving.dataplane.offload import decodes_inline
 from serving.dataplane.predictor import Prediction
 
 router = APIRouter(tags=["predict"], route_class=LeanRoute)
@@ -20,7 +21,6 @@ router = APIRouter(tags=["predict"], route_class=LeanRoute)
 _ANY_MODEL = frozenset({"model", "version", "instances", "probabilities"})
 _NAMED_MODEL = frozenset({"version", "instances", "probabilities"})
 _PINNED_VERSION = frozenset({"instances", "probabilities"})
-_INLINE_BODY_BYTES = 64 * 1024  # larger bodies are decoded in a worker thread
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": PredictResponse, "description": "Predictions (header X-Cache: HIT or MISS)"},
@@ -38,7 +38,7 @@ def _request_body_doc(fields: frozenset[str]) -> dict[str, Any]:
 
 async def _read_body(request: Request, fields: frozenset[str], max_rows: int) -> PredictBody:
     raw = await request.body()
-    if len(raw) <= _INLINE_BODY_BYTES:
+    if decodes_inline(len(raw)):
         return parse_predict_body(raw, allowed=fields, max_rows=max_rows)
     return await anyio.to_thread.run_sync(
         lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows, convert=True)
