@@ -8,7 +8,9 @@ Each call writes one JSON log line, as an HTTP request does, and counts in
 
 import logging
 import os
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from serving.core.errors import ServingError
 from serving.grpcapi.status import status_of
 
 log = logging.getLogger("serving.access")
+REQUEST_ID_KEY = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 Context = aio.ServicerContext[Any, Any]
 CredentialCheck = Callable[[str | None], None]  # raises AuthenticationError and the like
 
@@ -64,10 +68,22 @@ class Guard:
 
 
 def _authorization(context: Context) -> str | None:
+    return _metadata_value(context, "authorization")
+
+
+def _metadata_value(context: Context, wanted: str) -> str | None:
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            return value if isinstance(value, str) else value.decode("latin-1")
+        if key == wanted:
+            return value if isinstance(value, str) else None  # "-bin" keys carry bytes
     return None
+
+
+def _request_id(context: Context) -> str:
+    """The caller's x-request-id metadata when it is a sane id, as over HTTP; else a new one."""
+    supplied = _metadata_value(context, REQUEST_ID_KEY)
+    if supplied is not None and _VALID_REQUEST_ID.match(supplied):
+        return supplied
+    return uuid.uuid4().hex
 
 
 def log_fields() -> dict[str, Any]:
@@ -114,6 +130,7 @@ def observed(handler: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
             log.info(
                 "rpc",
                 extra={
+                    "request_id": _request_id(context),
                     "rpc": method,
                     "code": code.name,
                     "duration_ms": round(elapsed * 1000, 3),
