@@ -52,6 +52,10 @@ class CallMetrics:
             registry=registry,
         )
 
+    def record(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.calls.labels(method, code.name).inc()
+        self.seconds.labels(method).observe(seconds)
+
 
 @dataclass(frozen=True)
 class Guard:
@@ -91,6 +95,31 @@ def log_fields() -> dict[str, Any]:
     return _LOG_FIELDS.get()
 
 
+def _past_deadline(code: grpc.StatusCode, context: Context) -> grpc.StatusCode:
+    """A call cancelled because its deadline passed is logged and counted as such."""
+    if code is not grpc.StatusCode.CANCELLED:
+        return code
+    remaining = context.time_remaining()
+    past = remaining is not None and remaining <= 0
+    return grpc.StatusCode.DEADLINE_EXCEEDED if past else code
+
+
+def _log_call(
+    method: str, code: grpc.StatusCode, elapsed: float, context: Context, fields: dict[str, Any]
+) -> None:
+    log.info(
+        "rpc",
+        extra={
+            "request_id": _request_id(context),
+            "rpc": method,
+            "code": code.name,
+            "duration_ms": round(elapsed * 1000, 3),
+            "pid": os.getpid(),  # which worker answered: a connection stays with one
+            **fields,
+        },
+    )
+
+
 class _Observed(Protocol):
     metrics: CallMetrics
 
@@ -124,20 +153,10 @@ def observed(handler: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
             code = grpc.StatusCode.INTERNAL
             await context.abort(code, "internal error; see the server log")
         finally:
+            code = _past_deadline(code, context)
             elapsed = time.perf_counter() - started
-            self.metrics.calls.labels(method, code.name).inc()
-            self.metrics.seconds.labels(method).observe(elapsed)
-            log.info(
-                "rpc",
-                extra={
-                    "request_id": _request_id(context),
-                    "rpc": method,
-                    "code": code.name,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "pid": os.getpid(),  # which worker answered: a connection stays with one
-                    **fields,
-                },
-            )
+            self.metrics.record(method, code, elapsed)
+            _log_call(method, code, elapsed, context, fields)
         raise AssertionError("context.abort always raises")  # for the type checker
 
     return call

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from grpc import aio
 
+from serving.dataplane.predictor import Predictor
 from serving.grpcapi.protocol import open_inference_pb2 as pb
 from tests.conftest import SettingsFactory
 from tests.grpc_helpers import GrpcApp, grpc_settings, raw_request, running_grpc_app, typed_request
@@ -159,6 +160,22 @@ async def test_repository_load_refuses_config(settings_for: SettingsFactory) -> 
         ]
 
     assert codes == [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND]
+
+
+async def test_unexpected_error_is_internal_and_logged(
+    settings_for: SettingsFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken_score(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Predictor, "score", broken_score)
+    async with running_grpc_app(grpc_settings(settings_for)) as app:
+        with pytest.raises(aio.AioRpcError) as failed:
+            await app.stub.ModelInfer(typed_request("iris", ROWS))
+
+    assert failed.value.code() == grpc.StatusCode.INTERNAL
+    assert failed.value.details() == "internal error; see the server log"
+    assert any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records)
 
 
 # --- credentials -------------------------------------------------------------------------------
