@@ -73,6 +73,7 @@ class LoadSpec:
 @dataclass
 class ProcessResult:
     requests: int = 0
+    all_requests: int = 0  # the warm-up's too: the server's CPU covers both
     errors: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
@@ -111,6 +112,7 @@ async def _run(spec: LoadSpec) -> ProcessResult:
             except Exception as exc:  # counted, and the first one kept for the report
                 ok = False
                 result.first_error = result.first_error or repr(exc)
+            result.all_requests += 1
             if state["timing"]:
                 result.requests += 1
                 result.errors += not ok

@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.grpc_load import LoadSpec, ProcessResult, Template, grpc_template, run
 from bench.loadgen import PLACEHOLDER, body_rows, body_template
+from bench.proc_cpu import tree_cpu_seconds
 from bench.registry import ModelInfo, load_model_info, prepare_registry
 from bench.servers import BENCH_DIR, LaunchOptions, free_port, resolve_serving_cmd, running
 from serving.grpcapi.protocol import open_inference_pb2 as pb
@@ -105,7 +106,7 @@ def wait_grpc_ready(port: int, models: Sequence[ModelInfo], timeout_s: float = 1
 
 
 def measure(kind: str, port: int, path: str, template: Template, concurrency: int,
-            args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+            args: argparse.Namespace, server_pid: int) -> dict[str, Any]:  # fmt: skip
     processes = 1 if concurrency == 1 else min(args.client_processes, concurrency)
     specs = [
         LoadSpec(
@@ -121,7 +122,13 @@ def measure(kind: str, port: int, path: str, template: Template, concurrency: in
         )
         for i in range(processes)
     ]
-    return summarise(run(specs))
+    cpu_before = tree_cpu_seconds(server_pid)
+    results = run(specs)
+    server_cpu = tree_cpu_seconds(server_pid) - cpu_before
+    figures = summarise(results)
+    all_requests = sum(r.all_requests for r in results)
+    figures["server_cpu_us_per_request"] = 1e6 * server_cpu / all_requests if all_requests else 0
+    return figures
 
 
 def summarise(results: list[ProcessResult]) -> dict[str, Any]:
@@ -141,13 +148,13 @@ def summarise(results: list[ProcessResult]) -> dict[str, Any]:
 
 
 @contextmanager
-def server(name: str, opts: LaunchOptions, grpc_port: int) -> Iterator[tuple[int, int]]:
-    """(HTTP port, gRPC port) of a running server of ours or MLServer's."""
+def server(name: str, opts: LaunchOptions, grpc_port: int) -> Iterator[tuple[int, int, int]]:
+    """(HTTP port, gRPC port, pid) of a running server of ours or MLServer's."""
     target = "ours" if name == "ours" else "mlserver"
     with running(target, opts) as started:
         port = grpc_port if name == "ours" else started.extra_ports[0]
         wait_grpc_ready(port, opts.models)
-        yield started.port, port
+        yield started.port, port, started.proc.pid
 
 
 def measure_server(name: str, opts: LaunchOptions, args: argparse.Namespace,
@@ -170,12 +177,13 @@ def measure_server(name: str, opts: LaunchOptions, args: argparse.Namespace,
                     _progress(point, figures)
 
 
-def _measure_kind(kind: str, ports: tuple[int, int], model: ModelInfo, body: Template,
+def _measure_kind(kind: str, ports: tuple[int, int, int], model: ModelInfo, body: Template,
                   concurrency: int, args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    http_port, grpc_port = ports
+    http_port, grpc_port, pid = ports
     if kind == "grpc":
-        return measure("grpc", grpc_port, INFER_METHOD, body, concurrency, args)
-    return measure("rest", http_port, f"/v2/models/{model.name}/infer", body, concurrency, args)
+        return measure("grpc", grpc_port, INFER_METHOD, body, concurrency, args, pid)
+    path = f"/v2/models/{model.name}/infer"
+    return measure("rest", http_port, path, body, concurrency, args, pid)
 
 
 def _progress(point: Point, figures: dict[str, Any]) -> None:
@@ -190,8 +198,8 @@ def _ints(text: str) -> list[int]:
 def table(runs: dict[Point, list[dict[str, Any]]]) -> tuple[str, dict[Point, float]]:
     lines = [
         "| target | model | rows | calls | req/s (median) | min-max | p50 ms | p99 ms "
-        "| client CPU (cores) | busiest client process | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU per request (us) | client CPU (cores) | busiest client process | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     medians: dict[Point, float] = {}
     for point in sorted(runs, key=lambda p: (p.model, p.rows, p.concurrency, p.target)):
@@ -203,6 +211,7 @@ def table(runs: dict[Point, list[dict[str, Any]]]) -> tuple[str, dict[Point, flo
             f"| {medians[point]:.0f} | {min(rps):.0f}-{max(rps):.0f} "
             f"| {statistics.median(f['p50_us'] for f in figures) / 1000:.2f} "
             f"| {statistics.median(f['p99_us'] for f in figures) / 1000:.2f} "
+            f"| {statistics.median(f['server_cpu_us_per_request'] for f in figures):.0f} "
             f"| {statistics.median(f['client_cpu_cores'] for f in figures):.2f} "
             f"| {max(f['client_max_process_cpu'] for f in figures):.0%} "
             f"| {sum(f['errors'] for f in figures)} |"
@@ -224,7 +233,25 @@ def ratios(medians: dict[Point, float]) -> list[str]:
                 verdict = ("PASS" if ratio >= want else "FAIL") if target == "target" else ""
                 lines.append(
                     f"{point.model} {point.rows} row(s) c{point.concurrency} ours-grpc/{other} "
-                    f"= {ratio:.2f} ({target} >= {want:g}) {verdict}".rstrip()
+                    f"req/s = {ratio:.2f} ({target} >= {want:g}) {verdict}".rstrip()
+                )
+    return lines
+
+
+def cpu_ratios(runs: dict[Point, list[dict[str, Any]]]) -> list[str]:
+    """Server CPU per request, theirs over ours: less sensitive to other work on the machine."""
+    cost = {
+        point: statistics.median(f["server_cpu_us_per_request"] for f in figures)
+        for point, figures in runs.items()
+    }
+    lines = []
+    for point in sorted(cost, key=str):
+        for other in ("mlserver-grpc", "ours-rest-v2"):
+            theirs = cost.get(Point(other, point.model, point.rows, point.concurrency))
+            if point.target == "ours-grpc" and theirs and cost[point]:
+                lines.append(
+                    f"{point.model} {point.rows} row(s) c{point.concurrency} server CPU per "
+                    f"request {other}/ours-grpc = {theirs / cost[point]:.2f} (reference)"
                 )
     return lines
 
@@ -248,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rendered, medians = table(runs)
     print("\nEvery request is a cache miss; medians of the runs of each point.\n")
     print(rendered + "\n")
-    for line in ratios(medians):
+    for line in [*ratios(medians), *cpu_ratios(runs)]:
         print("  " + line)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = BENCH_DIR / f"grpc-results-{stamp}.json"
