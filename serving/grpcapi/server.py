@@ -6,8 +6,11 @@ the registry, cache and metrics its HTTP side uses: a promotion reaches gRPC ans
 exactly when it reaches REST ones. A gRPC connection is long-lived and stays with the
 worker that accepted it, so a client spreads its load over workers by opening several.
 
-Also served: grpc.health.v1.Health, SERVING for "" and the inference service while the
-registry is ready (as /health/ready), NOT_SERVING before and once shutdown has begun.
+Also served: grpc.health.v1.Health/Check, SERVING for "" and the inference service while
+the registry is ready (as /health/ready), NOT_SERVING before and once shutdown has begun.
+Health/Watch is not offered (UNIMPLEMENTED, which gRPC's client-side health checking reads
+as "no health checking"): a watch is a stream that never ends, and one open watch would
+hold its worker's shutdown for the whole grace period.
 """
 
 import contextlib
@@ -15,8 +18,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
+import grpc
 from grpc import aio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 from prometheus_client import CollectorRegistry
 
@@ -63,7 +67,7 @@ async def serving_grpc(
         InferenceServicer(plane, guard, CallMetrics(registry)), server
     )
     health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    server.add_generic_rpc_handlers([_check_only(health)])
     port = server.add_insecure_port(_address(options.host, options.port))
     await server.start()
     try:
@@ -76,6 +80,15 @@ async def serving_grpc(
     finally:
         await health.enter_graceful_shutdown()
         await server.stop(options.grace_seconds)
+
+
+def _check_only(health: health_aio.HealthServicer) -> grpc.GenericRpcHandler:
+    check = grpc.unary_unary_rpc_method_handler(
+        health.Check,
+        request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": check})
 
 
 def _address(host: str, port: int) -> str:

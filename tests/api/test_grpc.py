@@ -74,6 +74,20 @@ async def test_standard_health_service(served: GrpcApp) -> None:
     assert unknown.value.code().name == "NOT_FOUND"
 
 
+async def test_health_watch_is_not_offered(served: GrpcApp) -> None:
+    """A watch never ends: one would hold the worker's shutdown for the whole grace period."""
+    watch = served.channel.unary_stream(
+        "/grpc.health.v1.Health/Watch",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    with pytest.raises(aio.AioRpcError) as refused:
+        async for _ in watch(health_pb2.HealthCheckRequest(service="")):
+            pass
+
+    assert refused.value.code().name == "UNIMPLEMENTED"
+
+
 async def test_health_is_not_serving_without_models(settings_for: SettingsFactory) -> None:
     settings = grpc_settings(settings_for)
     empty = settings.model_copy(update={"model_dir": settings.model_dir.parent / "empty"})
