@@ -36,7 +36,10 @@ from serving.grpcapi.protocol import open_inference_pb2 as pb
 
 INFER_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 SENTINEL = 1234.567890123456789  # marks the perturbed value in a serialised request
-_K_OFFSETS = itertools.count(0, 10_000_000)  # every process of every run: its own k range
+_K_OFFSETS = itertools.count(0, 10_000_000)
+# Only the labels, from every server: MLServer's scikit-learn runtime answers `predict` alone
+# unless asked, and ours would otherwise add `predict_proba`, a second pass over the forest.
+OUTPUT = "predict"  # every process of every run: its own k range
 
 
 @dataclass(frozen=True)
@@ -62,19 +65,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def grpc_request(model: ModelInfo, rows: int) -> Template:
-    """ModelInfer with one raw FP64 tensor [rows, n_features] (tritonclient's default form)."""
+    """ModelInfer of one raw FP64 tensor [rows, n_features] (tritonclient's default form)."""
     data = np.array(body_rows(model, rows), dtype="<f8")
     base = float(data[0, 0])
     data[0, 0] = SENTINEL
     request = pb.ModelInferRequest(model_name=model.name)
     request.inputs.add(name="input-0", datatype="FP64", shape=list(data.shape))
     request.raw_input_contents.append(data.tobytes())
+    request.outputs.add(name=OUTPUT)
     return grpc_template(request.SerializeToString(), SENTINEL, base)
 
 
 def rest_request(model: ModelInfo, rows: int) -> Template:
     """The same tensor as V2 JSON (the protocol's canonical REST body)."""
     body, base = body_template(model, rows, "v2")
+    body = body.removesuffix("}") + f',"outputs":[{{"name":"{OUTPUT}"}}]}}'
     before, after = body.split(PLACEHOLDER)
     return Template(before.encode(), after.encode(), base)
 
