@@ -53,6 +53,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     SERVING_MODEL_DIR=/models \
     SERVING_HOST=0.0.0.0 \
     SERVING_PORT=8000 \
+    SERVING_GRPC_PORT=8081 \
     PROMETHEUS_MULTIPROC_DIR=/run/prometheus-multiproc \
     OMP_NUM_THREADS=1 \
     OPENBLAS_NUM_THREADS=1 \
@@ -66,7 +67,8 @@ VOLUME ["/models"]
 
 WORKDIR /app
 USER 10001:10001
-EXPOSE 8000
+# HTTP, and the gRPC Open Inference Protocol
+EXPOSE 8000 8081
 
 # No curl in the slim image: the standard library does the probe. Liveness only: the
 # container is healthy while the process answers, whether or not models are loaded yet.

@@ -47,6 +47,7 @@ image_env=(
     "SERVING_MODEL_DIR=$root/models"
     "SERVING_HOST=0.0.0.0"
     "SERVING_PORT=8000"
+    "SERVING_GRPC_PORT=8081"
     "PROMETHEUS_MULTIPROC_DIR=$root/run/prometheus-multiproc"
     "OMP_NUM_THREADS=1"
     "OPENBLAS_NUM_THREADS=1"

@@ -71,6 +71,7 @@ def settings_for(registry_dir: Path, trusted_key_text: str, tmp_path: Path) -> S
             "trusted_keys": [trusted_key_text],
             "signing_key_file": tmp_path / "no-dev-key.pem",
             "poll_interval_seconds": 0.2,
+            "grpc_port": 0,  # a test that wants gRPC asks for a free port
         }
         return Settings(**(values | overrides))
 

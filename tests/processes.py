@@ -53,6 +53,7 @@ def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVING_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    env["SERVING_GRPC_PORT"] = "0"  # not the shared default 8081: a test that wants gRPC sets one
     env.update(extra)
     return env
 

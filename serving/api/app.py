@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from serving.api.deps import ApiKeyRequired
+from serving.api.grpc_hook import grpc_server
 from serving.api.http_metrics import instrument_http
 from serving.api.middleware import GZipIfAccepted, RequestContextMiddleware
 from serving.api.openapi import install_model_examples
@@ -73,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.redis_url:
                 tasks.start_soon(listen_forever, settings.redis_url, wakeup.wake)
             try:
-                yield
+                async with grpc_server(
+                    settings, registry, store, app.state.predictor, metrics.registry
+                ) as port:
+                    app.state.grpc_port = port
+                    yield
             finally:
                 tasks.cancel_scope.cancel()
                 await notifier.aclose()

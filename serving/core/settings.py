@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=2, ge=1)
     graceful_timeout_seconds: int = Field(default=30, ge=1)
+    # gRPC Open Inference Protocol, served by every worker on this one port (0: off)
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
 
     @field_validator("signing_key_file", "trusted_keys_file")
     @classmethod

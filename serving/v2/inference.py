@@ -65,6 +65,29 @@ async def infer(
     max_rows: int,
 ) -> InferenceAnswer:
     """Raises ServingError subclasses: bad tensors, unknown model or version, not loaded."""
+    scored = await score(registry, predictor, name, version, request, max_rows)
+    body, json_length = encode_response(name, scored.version, request.id, scored.outputs)
+    return InferenceAnswer(name, scored.version, body, json_length, scored.is_cache_hit)
+
+
+@dataclass(frozen=True)
+class ScoredTensors:
+    """The output tensors of one request, each with whether it was asked for as binary."""
+
+    version: int
+    outputs: list[tuple[Tensor, bool]]
+    is_cache_hit: bool
+
+
+async def score(
+    registry: ModelRegistry,
+    predictor: Predictor,
+    name: str,
+    version: VersionSpec,
+    request: InferenceRequest,
+    max_rows: int,
+) -> ScoredTensors:
+    """`infer` before encoding, for other transports of the protocol (gRPC)."""
     model = await registry.resolve(name, version)
     manifest = model.manifest
     wanted = _wanted_outputs(request, output_names(manifest))
@@ -78,8 +101,7 @@ async def infer(
     outputs: list[tuple[Tensor, bool]] = [
         (tensor, is_binary) for tensor, (_, is_binary) in zip(tensors, wanted, strict=True)
     ]
-    body, json_length = encode_response(name, manifest.version, request.id, outputs)
-    return InferenceAnswer(name, manifest.version, body, json_length, is_hit)
+    return ScoredTensors(manifest.version, outputs, is_hit)
 
 
 def _wanted_outputs(request: InferenceRequest, every_output: list[str]) -> list[tuple[str, bool]]:

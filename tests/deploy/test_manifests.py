@@ -51,6 +51,7 @@ REDIS_NAME = "serving-redis"
 CONFIGMAP_NAME = "serving-config"
 SECRET_NAME = "serving-secrets"
 CONTAINER_PORT = 8000
+GRPC_PORT = 8081
 
 # Env vars the ConfigMap/Secret may set besides the SERVING_* settings.
 PROCESS_ENV = {
@@ -370,7 +371,7 @@ def test_dockerfile_contract(objects: list[Manifest]) -> None:
     volumes = [exec_form(a) for k, a in stage if k == "VOLUME"]
     assert ["/models"] in volumes
     exposed = [a for k, a in stage if k == "EXPOSE"]
-    assert exposed == [str(CONTAINER_PORT)]
+    assert exposed == [f"{CONTAINER_PORT} {GRPC_PORT}"]
 
     (healthcheck,) = [arguments for keyword, arguments in stage if keyword == "HEALTHCHECK"]
     assert "urllib.request" in healthcheck and "/health/live" in healthcheck
@@ -383,6 +384,7 @@ def test_dockerfile_contract(objects: list[Manifest]) -> None:
     env = final_stage_env()
     assert env["SERVING_MODEL_DIR"] == "/models"
     assert env["SERVING_PORT"] == str(CONTAINER_PORT)
+    assert env["SERVING_GRPC_PORT"] == str(GRPC_PORT)
     assert env["PROMETHEUS_MULTIPROC_DIR"] == configmap_data(objects)["PROMETHEUS_MULTIPROC_DIR"]
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         assert env[name] == "1"
@@ -408,20 +410,28 @@ def test_probe_paths_and_ports(objects: list[Manifest]) -> None:
     container = api_container(objects)
     probes = {name: container[name] for name in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert probes["startupProbe"]["httpGet"]["path"] == "/health/ready"
-    assert probes["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert probes["livenessProbe"]["httpGet"]["path"] == "/health/live"
-    for probe in probes.values():
-        assert resolve_port(container, probe["httpGet"]["port"]) == CONTAINER_PORT
+    for name in ("startupProbe", "livenessProbe"):
+        assert resolve_port(container, probes[name]["httpGet"]["port"]) == CONTAINER_PORT
+    # Readiness: grpc.health.v1 on the gRPC port, overall service ("" when unset)
+    readiness = probes["readinessProbe"]
+    assert set(readiness) & {"httpGet", "tcpSocket", "exec"} == set()
+    assert readiness["grpc"]["port"] == GRPC_PORT
+    assert readiness["grpc"].get("service", "") == ""
 
 
 def test_ports_match_service_and_scrape_annotations(objects: list[Manifest]) -> None:
     container = api_container(objects)
-    assert [p["containerPort"] for p in container["ports"]] == [CONTAINER_PORT]
+    assert [p["containerPort"] for p in container["ports"]] == [CONTAINER_PORT, GRPC_PORT]
     assert configmap_data(objects)["SERVING_PORT"] == str(CONTAINER_PORT)
+    assert configmap_data(objects)["SERVING_GRPC_PORT"] == str(GRPC_PORT)
 
     service = find(objects, "Service", API_NAME)
-    (port,) = service["spec"]["ports"]
-    assert resolve_port(container, port["targetPort"]) == CONTAINER_PORT
+    ports = {port["name"]: port for port in service["spec"]["ports"]}
+    assert set(ports) == {"http", "grpc"}
+    assert resolve_port(container, ports["http"]["targetPort"]) == CONTAINER_PORT
+    assert resolve_port(container, ports["grpc"]["targetPort"]) == GRPC_PORT
+    assert ports["grpc"]["port"] == GRPC_PORT and ports["grpc"]["appProtocol"] == "grpc"
 
     deployment = find(objects, "Deployment", API_NAME)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]

@@ -13,8 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2
 
 from tests.processes import free_port, stop, wait_until_ready
 
@@ -79,12 +81,13 @@ def test_script_serves_the_read_only_registry_to_ready_and_stops_cleanly(
     registry_dir: Path, trusted_key_text: str, scratch_root: Path
 ) -> None:
     before = _snapshot(registry_dir)
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {
         **os.environ,
         "SERVING_IMAGE_PYTHON": sys.executable,
         "SERVING_HOST": "127.0.0.1",  # as `docker run -e`; tests stay on loopback
         "SERVING_PORT": str(port),
+        "SERVING_GRPC_PORT": str(grpc_port),
         "SERVING_TRUSTED_KEYS": trusted_key_text,
         "SERVING_ADMIN_TOKENS": "ops-token",
     }
@@ -107,6 +110,7 @@ def test_script_serves_the_read_only_registry_to_ready_and_stops_cleanly(
         )
         assert promote.status_code == 503, promote.text
         assert promote.json()["error"]["code"] == "registry_read_only"
+        assert _grpc_health(grpc_port) == health_pb2.HealthCheckResponse.SERVING
     finally:
         exit_code = stop(process)
     output = log_path.read_text(errors="replace")
@@ -118,3 +122,15 @@ def test_script_serves_the_read_only_registry_to_ready_and_stops_cleanly(
     if any(served.iterdir()):  # the read-only copy, when no bind mount was possible
         assert _snapshot(served).keys() == before.keys()
         assert not any(path.stat().st_mode & 0o222 for path in served.rglob("*"))
+
+
+def _grpc_health(port: int) -> int:
+    """The overall grpc.health.v1 status, as the readiness probe in k8s/ asks for it."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        answer: health_pb2.HealthCheckResponse = check(health_pb2.HealthCheckRequest(), timeout=10)
+        return answer.status
