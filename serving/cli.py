@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--format", choices=("joblib", "skops"), default="joblib")
     push.add_argument("--features", help="comma-separated feature names (default: f0, f1, ...)")
     push.add_argument("--example", help="comma-separated example row (default: zeros)")
+    push.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="rows (.npy, or CSV without labels) the compiled form must agree on",
+    )
     _add_remote_flags(push)
     push.set_defaults(run=_push)
 
@@ -132,9 +138,11 @@ def _push(args: argparse.Namespace) -> int:
     manifest = signed.manifest
     with _target(args) as target:
         if isinstance(target, RemoteRegistry):
-            version = target.upload(manifest, signed.artifact, signed.signature)
+            version = target.upload(manifest, signed.artifact, signed.signature, signed.compiled)
         else:
-            version = target.publish(manifest, signed.artifact, signed.signature, verify=True)
+            version = target.publish(
+                manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
+            )
         print(f"{args.name}: published v{version}")
         if args.promote:
             target.set_alias(args.name, args.promote, version)
@@ -145,6 +153,7 @@ def _push(args: argparse.Namespace) -> int:
 
 def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVersion":
     from serving.repository.signing import load_or_create_private_key
+    from training.parity import read_rows
     from training.publish import prepare, read_estimator
 
     if not args.file.is_file():
@@ -157,6 +166,7 @@ def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVers
         raise InvalidInputError(f"cannot read a model from {args.file}: {exc!r}") from exc
     try:
         example = [float(v) for v in _comma_list(args.example) or []] or None
+        rows = read_rows(args.data, int(estimator.n_features_in_)) if args.data else None
         return prepare(
             estimator,
             name=args.name,
@@ -164,6 +174,7 @@ def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVers
             feature_names=_comma_list(args.features),
             example=example,
             artifact_format=args.format,
+            check_rows=rows,
         )
     except (ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         raise InvalidInputError(f"cannot describe {args.file} as {args.name!r}: {exc}") from exc
