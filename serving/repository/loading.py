@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from serving.core.errors import ArtifactRejectedError, ModelLoadError
-from serving.repository.artifacts import check_library_versions, deserialize, verify_files
+from serving.repository.artifacts import (
+    check_library_versions,
+    deserialize,
+    verify_compiled,
+    verify_signed_artifact,
+)
 from serving.repository.compiled import (
     CompiledModel,
     Runtime,
@@ -43,15 +48,21 @@ def load_version(
     """Unpickle the artifact (after the library version check) or open the compiled
     model, as `mode` picks; with `onnx` nothing is ever unpickled. Blocking."""
     started = time.perf_counter()
-    artifact = _read_listed(folder / manifest.artifact.file_name, "artifact")
-    compiled = None
-    if manifest.compiled is not None and manifest.compiled.sha256 is not None:
-        compiled = _read_listed(folder / manifest.compiled.file_name, "compiled model")
+    artifact_path = folder / manifest.artifact.file_name
+    artifact = _read_listed(artifact_path, "artifact")
     signature = _read_optional(folder / SIGNATURE_FILE)
     try:
-        verify_files(manifest, artifact, signature, keys, compiled)
+        verify_signed_artifact(manifest, artifact, signature, keys)
     except ArtifactRejectedError as exc:
-        raise ArtifactRejectedError(f"{folder}: {exc}") from exc
+        raise ArtifactRejectedError(f"{artifact_path}: {exc}") from exc
+    compiled = None
+    if manifest.compiled is not None and manifest.compiled.sha256 is not None:
+        compiled_path = folder / manifest.compiled.file_name
+        compiled = _read_optional(compiled_path)
+        try:
+            verify_compiled(manifest, compiled)
+        except ArtifactRejectedError as exc:
+            raise ArtifactRejectedError(f"{compiled_path}: {exc}") from exc
     choice = choose_runtime(manifest, mode)
     if choice.runtime is None:
         raise ModelLoadError(
@@ -63,7 +74,7 @@ def load_version(
     try:
         check_library_versions(manifest)
     except ArtifactRejectedError as exc:
-        raise ArtifactRejectedError(f"{folder / manifest.artifact.file_name}: {exc}") from exc
+        raise ArtifactRejectedError(f"{artifact_path}: {exc}") from exc
     estimator = deserialize(manifest, artifact)
     return LoadedModel(manifest, estimator, time.perf_counter() - started)
 
