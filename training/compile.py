@@ -69,9 +69,9 @@ def compile_estimator(estimator: Any, n_features: int) -> bytes:
             custom_conversion_functions=custom,
         )
     except Exception as exc:  # the converter raises many kinds for what it does not support
-        what = type(_steps(estimator)[-1]).__name__
+        what = ", ".join(type(step).__name__ for step in _steps(estimator))
         raise NotCompilableError(
-            f"skl2onnx {skl2onnx.__version__} cannot convert {what}: {_first_line(exc)}"
+            f"skl2onnx {skl2onnx.__version__} cannot convert ({what}): {_first_line(exc)}"
         ) from exc
     _refuse_float32_trees(model)
     return bytes(model.SerializeToString())
@@ -104,7 +104,8 @@ def _exact_forest(convert: Callable[..., None]) -> Callable[..., None]:
             attrs = _double_attributes(attrs)
             attrs["nodes_missing_value_tracks_true"] = _tracks(attrs, missing_left)
             if op_type == "TreeEnsembleClassifier":
-                _classify_first_max(scope, container, add_node, rounded, outputs, attrs)
+                declared = _tensor_type(operator.outputs[1].type)
+                _classify_first_max(scope, container, add_node, rounded, outputs, attrs, declared)
             else:
                 as_float = scope.get_unique_variable_name("ensemble_float32")
                 add_node(op_type, rounded, [as_float], **attrs)
@@ -136,16 +137,20 @@ def _classify_first_max(
     inputs: list[str],
     outputs: list[str],
     attrs: dict[str, Any],
+    probability_type: int,
 ) -> None:
     """Labels as scikit-learn picks them: the first class of highest probability (the
-    ONNX Runtime node takes the last one on a tie, e.g. 0.5 against 0.5)."""
+    ONNX Runtime node takes the last one on a tie, e.g. 0.5 against 0.5). The node's
+    probabilities are float32; they are cast to the type skl2onnx declared."""
     label, probabilities = outputs
+    as_float = scope.get_unique_variable_name("ensemble_probabilities")
     add_node(
         "TreeEnsembleClassifier",
         inputs,
-        [scope.get_unique_variable_name("ensemble_label"), probabilities],
+        [scope.get_unique_variable_name("ensemble_label"), as_float],
         **attrs,
     )
+    add_node("Cast", [as_float], [probabilities], to=probability_type, op_version=OPSET[""])
     best = scope.get_unique_variable_name("first_max")
     add_node("ArgMax", [probabilities], [best], axis=1, keepdims=0, op_version=OPSET[""])
     classes = scope.get_unique_variable_name("classes")
@@ -156,6 +161,10 @@ def _classify_first_max(
         values = [_as_bytes(v) for v in attrs["classlabels_strings"]]
         container.add_initializer(classes, TensorProto.STRING, [len(values)], values)
     add_node("Gather", [classes, best], [label], axis=0, op_version=OPSET[""])
+
+
+def _tensor_type(declared: Any) -> int:
+    return TensorProto.DOUBLE if isinstance(declared, DoubleTensorType) else TensorProto.FLOAT
 
 
 def _double_attributes(attrs: dict[str, Any]) -> dict[str, Any]:
