@@ -64,10 +64,10 @@ server gets 2 workers (gunicorn workers / MLServer parallel_workers) and
 OMP/OPENBLAS/MKL_NUM_THREADS=1. Targets are measured one after another (one server up at a time),
 each point's repeats back to back; the medians are reported, min-max req/s shows the noise.
 
-Targets: bare, mlserver, mlserver-batched, ours, ours-unbatched. ours* run the production
-command `serving serve --workers 2 --host 127.0.0.1 --port PORT` (SERVING_MODEL_DIR set;
-ours-unbatched adds SERVING_BATCHING=false); they are skipped with a note when the `serving`
-command does not exist yet.
+Targets: bare, mlserver, mlserver-batched, ours, ours-unbatched, ours-sklearn. ours* run the
+production command `serving serve --workers 2 --host 127.0.0.1 --port PORT` (SERVING_MODEL_DIR
+set; ours-unbatched adds SERVING_BATCHING=false, ours-sklearn SERVING_RUNTIME=sklearn); they are
+skipped with a note when the `serving` command does not exist yet.
 """
 
 
