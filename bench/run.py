@@ -39,6 +39,7 @@ from bench.servers import (
     BENCH_DIR,
     FAIR_THREAD_ENV,
     MLSERVER_VENV,
+    OURS_TARGETS,
     REPO_ROOT,
     TARGETS,
     LaunchOptions,
@@ -63,10 +64,10 @@ server gets 2 workers (gunicorn workers / MLServer parallel_workers) and
 OMP/OPENBLAS/MKL_NUM_THREADS=1. Targets are measured one after another (one server up at a time),
 each point's repeats back to back; the medians are reported, min-max req/s shows the noise.
 
-Targets: bare, mlserver, mlserver-batched, ours, ours-unbatched. ours* run the production
-command `serving serve --workers 2 --host 127.0.0.1 --port PORT` (SERVING_MODEL_DIR set;
-ours-unbatched adds SERVING_BATCHING=false); they are skipped with a note when the `serving`
-command does not exist yet.
+Targets: bare, mlserver, mlserver-batched, ours, ours-unbatched, ours-sklearn. ours* run the
+production command `serving serve --workers 2 --host 127.0.0.1 --port PORT` (SERVING_MODEL_DIR
+set; ours-unbatched adds SERVING_BATCHING=false, ours-sklearn SERVING_RUNTIME=sklearn); they are
+skipped with a note when the `serving` command does not exist yet.
 """
 
 
@@ -457,9 +458,42 @@ def checks(
             is_target=False,
         ),
     ]
+    # The compiled runtime (ours serves the forest through ONNX Runtime; ours-sklearn does not).
+    out += [
+        Check(
+            "breast_cancer 1row c1 p50 ours (compiled)",
+            lambda: get("ours", "breast_cancer", 1, 1, "p50_ms"),
+            "<=",
+            1.0,
+            " ms",
+        ),
+        Check(
+            "breast_cancer 1row c64 ours/mlserver-batched req/s (compiled)",
+            ratio("ours", "mlserver-batched", "breast_cancer", 1, 64),
+            ">=",
+            3.0,
+        ),
+        Check(
+            "breast_cancer 1row c64 ours/ours-sklearn req/s",
+            ratio("ours", "ours-sklearn", "breast_cancer", 1, 64),
+            ">=",
+            0.0,
+            is_target=False,
+        ),
+    ]
     if big_rows:
         out += [
             Check(f"{m} {big_rows}rows c1 ours/in-process rows/s", vs_inproc("ours", m), ">=", 0.7)
+            for m in DEMO_MODELS
+        ]
+        out += [
+            Check(
+                f"{m} {big_rows}rows c1 ours-sklearn/in-process rows/s",
+                vs_inproc("ours-sklearn", m),
+                ">=",
+                0.0,
+                is_target=False,
+            )
             for m in DEMO_MODELS
         ]
         # reference lines (no target): how the baselines fare against the same in-process work
@@ -574,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets: list[str] = list(args.targets)
     skipped: dict[str, str] = {}
     if serving_cmd is None:
-        for t in ("ours", "ours-unbatched"):
+        for t in OURS_TARGETS:
             if t in targets:
                 targets.remove(t)
                 skipped[t] = "the `serving` command was not found (pass --serving-cmd)"

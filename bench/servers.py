@@ -45,6 +45,7 @@ ALL_TARGETS: tuple[str, ...] = (
     "mlserver-batched",
     "ours",
     "ours-unbatched",
+    "ours-sklearn",
 )
 Protocol = Literal["instances", "v2"]
 
@@ -80,7 +81,13 @@ TARGETS: dict[str, TargetSpec] = {
     "ours-unbatched": TargetSpec(
         "ours-unbatched", "instances", "serving serve --workers 2, SERVING_BATCHING=false"
     ),
+    "ours-sklearn": TargetSpec(
+        "ours-sklearn",
+        "instances",
+        "serving serve --workers 2, SERVING_RUNTIME=sklearn (no compiled forms)",
+    ),
 }
+OURS_TARGETS = ("ours", "ours-unbatched", "ours-sklearn")
 
 
 def predict_path(protocol: Protocol, model: str) -> str:
@@ -266,10 +273,12 @@ def _launch(target: str, opts: LaunchOptions) -> tuple[Server, list[str]]:
     port = free_port()
     env = _base_env()
     host_port = ["--host", "127.0.0.1", "--port", str(port)]
-    if target in ("ours", "ours-unbatched"):
+    if target in OURS_TARGETS:
         env.update(SERVING_MODEL_DIR=str(opts.model_dir), **opts.ours_env)
         if target == "ours-unbatched":
             env["SERVING_BATCHING"] = "false"
+        if target == "ours-sklearn":
+            env["SERVING_RUNTIME"] = "sklearn"
         argv = [opts.serving_cmd, "serve", "--workers", str(opts.workers), *host_port]
         return _spawn(target, argv, env, REPO_ROOT, opts.log_dir, port), ["/health/ready"]
     if target in ("bare", "bare-default-threads"):

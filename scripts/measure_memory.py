@@ -1,6 +1,7 @@
 """Measure memory (PSS per process) of `serving serve` with and without preloading.
 
     python scripts/measure_memory.py [--workers 2 4] [--registry DIR --trusted-key TEXT]
+                                     [--runtimes auto sklearn]
 
 For each variant and worker count it starts gunicorn on a loopback port with the project's
 gunicorn configuration (serving/gunicorn_conf.py) overridden only in `preload_app` and the
@@ -13,6 +14,7 @@ processes is what the server really costs; RSS counts shared pages once per proc
 It also measures, in a plain interpreter, what the demo models themselves add to a
 process, which is what loading them in the master could share at most.
 Without --registry, the demo models are trained into a temporary folder first.
+`--runtimes` repeats everything per SERVING_RUNTIME (auto: compiled forms where there are).
 """
 
 import argparse
@@ -99,7 +101,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _server(
-    config: Path, workers: int, registry: Path, key: str, folder: Path
+    config: Path, workers: int, registry: Path, key: str, folder: Path, runtime: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _free_port()
     multiproc = Path(tempfile.mkdtemp(dir=folder, prefix="prometheus-"))
@@ -116,6 +118,7 @@ def _server(
         "SERVING_PORT": str(port),
         "SERVING_WORKERS": str(workers),
         "SERVING_LOG_LEVEL": "warning",
+        "SERVING_RUNTIME": runtime,
     }
     command = [sys.executable, "-m", "gunicorn", "-c", str(config), "serving.api.app:create_app()"]
     log = open(folder / f"server-{port}.log", "wb")  # noqa: SIM115  # closed below
@@ -152,10 +155,16 @@ def _warm(url: str, workers: int, requests: int) -> None:
 
 
 def measure(
-    variant: Variant, workers: int, registry: Path, key: str, folder: Path, requests: int
+    variant: Variant,
+    workers: int,
+    registry: Path,
+    key: str,
+    folder: Path,
+    requests: int,
+    runtime: str,
 ) -> dict[str, float]:
     config = _config_file(folder, variant)
-    with _server(config, workers, registry, key, folder) as (process, url):
+    with _server(config, workers, registry, key, folder, runtime) as (process, url):
         _warm(url, workers, requests)
         pids = children_of(process.pid)
         assert len(pids) == workers, f"expected {workers} workers, found {pids}"
@@ -182,17 +191,18 @@ def pss():
         if line.startswith("Pss:"):
             return int(line.split()[1]) / 1024
 gc.collect(); before = pss()
-store = ModelStore(Path(sys.argv[1]), TrustedKeys([parse_public_key(sys.argv[2])]))
+keys = TrustedKeys([parse_public_key(sys.argv[2])])
+store = ModelStore(Path(sys.argv[1]), keys, sys.argv[3])
 loaded = [store.load(name, store.served_version(name)) for name in store.model_names()]
 gc.collect(); print(before, pss() - before)
 """
 
 
-def model_cost(registry: Path, key: str) -> tuple[float, float]:
+def model_cost(registry: Path, key: str, runtime: str) -> tuple[float, float]:
     """(PSS of an interpreter with the app's libraries imported, PSS the loaded models add)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     output = subprocess.run(
-        [sys.executable, "-c", _MODEL_COST, str(registry), key],
+        [sys.executable, "-c", _MODEL_COST, str(registry), key, runtime],
         env=env,
         check=True,
         capture_output=True,
@@ -221,28 +231,34 @@ def main() -> None:
     parser.add_argument("--trusted-key", help="public key the registry's artifacts carry")
     parser.add_argument("--requests", type=int, default=20, help="per model and worker")
     parser.add_argument("--preloaded-only", action="store_true", help="skip no-preload runs")
+    parser.add_argument("--runtimes", nargs="+", default=["auto"], help="SERVING_RUNTIME values")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serving-memory-") as scratch:
         folder = Path(scratch)
         registry, key = args.registry, args.trusted_key
         if registry is None:
             registry, key = _demo_registry(folder)
-        libraries, models = model_cost(registry, key)
-        print(f"interpreter + libraries: {libraries:.1f} MiB PSS; demo models add {models:.1f}")
+        for runtime in args.runtimes:
+            libraries, models = model_cost(registry, key, runtime)
+            print(
+                f"SERVING_RUNTIME={runtime}: interpreter + libraries: {libraries:.1f} MiB PSS; "
+                f"demo models add {models:.1f}"
+            )
         print(
-            "| variant | workers | master PSS | PSS per worker | private per worker "
+            "| runtime | variant | workers | master PSS | PSS per worker | private per worker "
             "| RSS per worker | total PSS |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for variant in VARIANTS[1:] if args.preloaded_only else VARIANTS:
-            for workers in args.workers:
-                row = measure(variant, workers, registry, key, folder, args.requests)
-                print(
-                    f"| {variant.label} | {workers} | {row['master_pss']:.1f} "
-                    f"| {row['worker_pss']:.1f} | {row['worker_private']:.1f} "
-                    f"| {row['worker_rss']:.1f} | {row['total_pss']:.1f} |",
-                    flush=True,
-                )
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for runtime in args.runtimes:
+            for variant in VARIANTS[1:] if args.preloaded_only else VARIANTS:
+                for workers in args.workers:
+                    row = measure(variant, workers, registry, key, folder, args.requests, runtime)
+                    print(
+                        f"| {runtime} | {variant.label} | {workers} | {row['master_pss']:.1f} "
+                        f"| {row['worker_pss']:.1f} | {row['worker_private']:.1f} "
+                        f"| {row['worker_rss']:.1f} | {row['total_pss']:.1f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

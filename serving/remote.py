@@ -42,13 +42,21 @@ class RemoteRegistry:
     ) -> None:
         self._client.close()
 
-    def upload(self, manifest: ModelManifest, artifact: bytes, signature: bytes) -> int:
+    def upload(
+        self,
+        manifest: ModelManifest,
+        artifact: bytes,
+        signature: bytes,
+        compiled: bytes | None = None,
+    ) -> int:
         """Publish the next version; the server verifies the signature before storing it."""
         files = {
             "artifact": (manifest.artifact.file_name, artifact, "application/octet-stream"),
             "manifest": ("manifest.json", manifest.to_json(), "application/json"),
             "signature": ("signature.json", signature, "application/json"),
         }
+        if compiled is not None and manifest.compiled is not None:
+            files["compiled"] = (manifest.compiled.file_name, compiled, "application/octet-stream")
         answer = self._call("POST", f"/models/{manifest.name}/versions", files=files)
         return int(answer["version"])
 

@@ -37,7 +37,10 @@ def upload_parts(
 
 
 def parts_of(signed: SignedVersion) -> dict[str, tuple[str, bytes, str]]:
-    return upload_parts(signed.manifest, signed.artifact, signed.signature)
+    parts = upload_parts(signed.manifest, signed.artifact, signed.signature)
+    if signed.compiled is not None:
+        parts["compiled"] = ("model.onnx", signed.compiled, "application/octet-stream")
+    return parts
 
 
 async def eventually(

@@ -15,10 +15,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
 
 from serving.repository.artifacts import sha256_hex
-from serving.repository.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
+from serving.repository.manifest import (
+    ArtifactFormat,
+    ArtifactInfo,
+    CompiledInfo,
+    Feature,
+    ModelManifest,
+)
 from serving.repository.signing import TrustedKeys, sign
 from serving.repository.skops_types import load_skops
 from serving.repository.store import ModelStore
+from training.compile import NotCompilableError, compile_estimator, converter_version
+from training.parity import CheckRows, check_parity, generated_rows
 
 
 def serialize(estimator: Any, artifact_format: ArtifactFormat = "joblib") -> bytes:
@@ -41,6 +49,7 @@ def describe(
     metrics: Mapping[str, float] | None = None,
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
+    compiled: CompiledInfo | None = None,
 ) -> ModelManifest:
     """Build the manifest of a fitted estimator whose serialised form is `artifact`."""
     n_features = int(estimator.n_features_in_)
@@ -61,17 +70,38 @@ def describe(
         sklearn_version=sklearn.__version__,
         numpy_version=np.__version__,
         artifact=ArtifactInfo(format=artifact_format, sha256=sha256_hex(artifact)),
+        compiled=compiled,
         example=[float(value) for value in (example or [0.0] * n_features)],
     )
 
 
 @dataclass(frozen=True)
 class SignedVersion:
-    """What an upload carries: the artifact, its manifest, and the signature over the manifest."""
+    """What an upload carries: the artifact, its manifest, the signature over the manifest,
+    and the compiled form (model.onnx) when the manifest lists one."""
 
     manifest: ModelManifest
     artifact: bytes
     signature: bytes  # JSON of serving.repository.signing.Signature
+    compiled: bytes | None = None
+
+
+def compile_checked(
+    estimator: Any, example: Sequence[float], check: CheckRows | None
+) -> tuple[CompiledInfo, bytes | None]:
+    """The compiled form and its manifest entry when it converts and passes the parity
+    gate (on `check`, or on generated rows); else an entry saying why there is none."""
+    n_features = int(estimator.n_features_in_)
+    probabilities = bool(is_classifier(estimator)) and hasattr(estimator, "predict_proba")
+    try:
+        compiled = compile_estimator(estimator, n_features)
+        if check is None:
+            check = generated_rows(estimator, list(example), _accepts_nan(estimator, n_features))
+        parity = check_parity(estimator, compiled, check, probabilities)
+    except NotCompilableError as exc:
+        return CompiledInfo(converter=converter_version(), reason=str(exc)), None
+    info = CompiledInfo(sha256=sha256_hex(compiled), converter=converter_version(), parity=parity)
+    return info, compiled
 
 
 def prepare(
@@ -83,9 +113,16 @@ def prepare(
     metrics: Mapping[str, float] | None = None,
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
+    check_rows: CheckRows | None = None,
 ) -> SignedVersion:
-    """Serialise, describe and sign `estimator`, ready to publish locally or upload."""
+    """Serialise, compile, describe and sign `estimator`, ready to publish or upload.
+
+    `check_rows` are the rows the compiled form must agree with scikit-learn on (held-out
+    or from a file); without them the parity gate generates rows (training/parity.py).
+    """
     artifact = serialize(estimator, artifact_format)
+    example = example or [0.0] * int(estimator.n_features_in_)
+    compiled_info, compiled = compile_checked(estimator, example, check_rows)
     manifest = describe(
         estimator,
         artifact,
@@ -94,9 +131,10 @@ def prepare(
         metrics=metrics,
         example=example,
         artifact_format=artifact_format,
+        compiled=compiled_info,
     )
     signature = sign(manifest, signing_key).model_dump_json().encode()
-    return SignedVersion(manifest, artifact, signature)
+    return SignedVersion(manifest, artifact, signature, compiled)
 
 
 def publish(
@@ -109,6 +147,7 @@ def publish(
     metrics: Mapping[str, float] | None = None,
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
+    check_rows: CheckRows | None = None,
 ) -> int:
     """Store `estimator` as the next version of `name`, signed, and return that version."""
     signed = prepare(
@@ -119,9 +158,12 @@ def publish(
         metrics=metrics,
         example=example,
         artifact_format=artifact_format,
+        check_rows=check_rows,
     )
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
-    return store.publish(signed.manifest, signed.artifact, signed.signature, verify=True)
+    return store.publish(
+        signed.manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
+    )
 
 
 def read_estimator(path: Path) -> Any:

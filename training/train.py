@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from training.data import load_dataset
 from training.evaluate import evaluate
+from training.parity import CheckRows
 from training.pipelines import build_pipeline
 from training.publish import publish
 
@@ -30,7 +31,7 @@ def train(name: str, root: Path, signing_key: Ed25519PrivateKey) -> int:
         estimator = build_pipeline(name).fit(data.x_train, data.y_train)
     with _step(name, 3, 4, f"evaluating on {len(data.x_test)} held-out rows"):
         metrics = evaluate(estimator, data)
-    with _step(name, 4, 4, "signing and publishing"):
+    with _step(name, 4, 4, "compiling, checking on the held-out rows, signing, publishing"):
         version = publish(
             estimator,
             name=name,
@@ -39,6 +40,7 @@ def train(name: str, root: Path, signing_key: Ed25519PrivateKey) -> int:
             feature_names=data.feature_names,
             metrics=metrics,
             example=data.x_test[0].tolist(),
+            check_rows=CheckRows(data.x_test, "held-out"),
         )
     shown = ", ".join(f"{key}={value:.4f}" for key, value in metrics.items())
     print(f"[{name}] published version {version} ({shown})", file=sys.stderr)

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = trusted_keys_from(settings)
-        store = ModelStore(settings.model_dir, keys)
+        store = ModelStore(settings.model_dir, keys, settings.runtime)
         registry = ModelRegistry(
             store,
             settings.max_extra_versions,

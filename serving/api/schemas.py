@@ -3,7 +3,7 @@
 Predict bodies are parsed by inputs.py for speed; these models describe the same shape.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +57,19 @@ class ModelSummary(BaseModel):
 
 class ModelDetail(ModelSummary):
     manifest: ModelManifest | None = Field(description="Manifest of the default version")
+
+
+class RuntimeInfo(BaseModel):
+    name: Literal["sklearn", "onnx"] | None = Field(
+        description="The runtime that serves this version here; null: it is not served"
+    )
+    reason: str = Field(description="Why this runtime, or why the version is not served")
+
+
+class VersionDetail(ModelManifest):
+    """A version's manifest, and which runtime serves it under this server's SERVING_RUNTIME."""
+
+    runtime: RuntimeInfo
 
 
 class ModelList(BaseModel):

@@ -47,6 +47,12 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
     )
     push.add_argument("--features", help="comma-separated feature names (default: f0, f1, ...)")
     push.add_argument("--example", help="comma-separated example row (default: zeros)")
+    push.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="rows (.npy, or CSV without labels) the compiled form must agree on",
+    )
     add_target_flags(push)
     push.set_defaults(run=push_file)
 
@@ -85,9 +91,11 @@ def push_file(args: argparse.Namespace) -> int:
     manifest = signed.manifest
     with target(args) as registry:
         if isinstance(registry, RemoteRegistry):
-            version = registry.upload(manifest, signed.artifact, signed.signature)
+            version = registry.upload(manifest, signed.artifact, signed.signature, signed.compiled)
         else:
-            version = registry.publish(manifest, signed.artifact, signed.signature, verify=True)
+            version = registry.publish(
+                manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
+            )
         print(f"{args.name}: published v{version}")
         if args.promote:
             registry.set_alias(args.name, args.promote, version)
@@ -98,6 +106,7 @@ def push_file(args: argparse.Namespace) -> int:
 
 def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVersion":
     from serving.repository.signing import load_or_create_private_key
+    from training.parity import read_rows
     from training.publish import prepare, read_estimator
 
     if not args.file.is_file():
@@ -111,6 +120,7 @@ def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVers
     signing_key = load_or_create_private_key(settings.signing_key_file)
     try:
         example = [float(v) for v in _comma_list(args.example) or []] or None
+        rows = read_rows(args.data, int(estimator.n_features_in_)) if args.data else None
         return prepare(
             estimator,
             name=args.name,
@@ -118,6 +128,7 @@ def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVers
             feature_names=_comma_list(args.features),
             example=example,
             artifact_format=args.format,
+            check_rows=rows,
         )
     except (ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         raise InvalidInputError(f"cannot describe {args.file} as {args.name!r}: {exc}") from exc

@@ -43,8 +43,8 @@ class ServingMetrics:
         )
         self.inference_seconds = Histogram(
             "serving_inference_seconds",
-            "Time inside the estimator's predict/predict_proba",
-            ["model", "version"],
+            "Time inside the estimator's predict/predict_proba, or the compiled model's run",
+            ["model", "version", "runtime"],  # runtime: sklearn or onnx
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )

@@ -2,13 +2,14 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Comma-separated in the environment ("a,b"), a list in code.
 CommaList = Annotated[list[str], NoDecode]
+RuntimeMode = Literal["auto", "sklearn", "onnx"]  # SERVING_RUNTIME
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,9 @@ class Settings(BaseSettings):
     # Tracked allocations between young-generation collections in each worker (Python's
     # default: 700). A 10,000-row body decodes into 10,000 lists; at 700 those trigger
     # dozens of collections per request, about 15% of decoding it (docs/performance-notes.md).
+    # Which form of a version serves it: the compiled form where there is one (auto), the
+    # pickled estimator always (sklearn), or only compiled forms, never unpickling (onnx).
+    runtime: RuntimeMode = "auto"
     gc_threshold: int = Field(default=50_000, ge=1)
     log_level: str = "info"
 

@@ -211,13 +211,27 @@ def _alone(model: LoadedModel, pending: _Pending, observe: BatchObserver) -> Sco
 
 def _merged(model: LoadedModel, batch: list[_Pending]) -> list[Scores | Exception]:
     matrix = np.concatenate([p.matrix for p in batch])
-    predictions = np.ascontiguousarray(model.estimator.predict(matrix))
     wanting = [p for p in batch if p.probabilities]
+    if model.compiled is not None:  # one run answers labels and probabilities for every row
+        scores = score_now(model, matrix, bool(wanting))
+        proba = scores.probabilities
+        if proba is not None and len(wanting) < len(batch):
+            proba = np.concatenate([proba[rows] for p, rows in _ranges(batch) if p.probabilities])
+        return _split(batch, scores.predictions, proba)
+    predictions = np.ascontiguousarray(model.estimator.predict(matrix))
     proba = None
     if wanting:
         rows = matrix if len(wanting) == len(batch) else np.concatenate([p.matrix for p in wanting])
         proba = np.ascontiguousarray(model.estimator.predict_proba(rows), dtype=np.float64)
     return _split(batch, predictions, proba)
+
+
+def _ranges(batch: list[_Pending]) -> list[tuple[_Pending, slice]]:
+    ranges, start = [], 0
+    for pending in batch:
+        ranges.append((pending, slice(start, start + len(pending.matrix))))
+        start += len(pending.matrix)
+    return ranges
 
 
 def _split(
@@ -257,7 +271,7 @@ def build_scorer(settings: Settings, metrics: ServingMetrics) -> BatchingScorer:
     def observe(model: LoadedModel, rows: int, seconds: float) -> None:
         labels = (model.manifest.name, str(model.manifest.version))
         metrics.batch_rows.labels(*labels).observe(rows)
-        metrics.inference_seconds.labels(*labels).observe(seconds)
+        metrics.inference_seconds.labels(*labels, model.runtime).observe(seconds)
 
     policy = BatchPolicy(settings.max_batch_size, settings.max_delay_ms)
     return BatchingScorer(settings.predict_threads, policy, observe, enabled=settings.batching)

@@ -23,7 +23,10 @@ class Scorer(Protocol):
 
 
 def score_now(model: LoadedModel, matrix: npt.NDArray[np.float64], probabilities: bool) -> Scores:
-    """Blocking: the estimator's own predict (and predict_proba when asked)."""
+    """Blocking: the estimator's own predict (and predict_proba when asked), or one run of
+    the compiled model, which answers both at once."""
+    if model.compiled is not None:
+        return Scores(*model.compiled.run(matrix, probabilities))
     predictions = np.ascontiguousarray(model.estimator.predict(matrix))
     proba = None
     if probabilities:

@@ -18,11 +18,12 @@ from serving.repository.store import ModelStore
 
 @dataclass(frozen=True)
 class Upload:
-    """The three parts of a version upload, as received."""
+    """The parts of a version upload, as received."""
 
     manifest: bytes
     artifact: bytes
     signature: bytes | None
+    compiled: bytes | None = None  # model.onnx, when the manifest lists a compiled form
 
 
 def parse_manifest(name: str, raw: bytes) -> ModelManifest:
@@ -59,7 +60,9 @@ class ModelManagement:
         """Verify, then store as the next version. Nothing is written when verification fails."""
         manifest = parse_manifest(name, upload.manifest)
         version = await anyio.to_thread.run_sync(
-            lambda: self._store.publish(manifest, upload.artifact, upload.signature, verify=True)
+            lambda: self._store.publish(
+                manifest, upload.artifact, upload.signature, verify=True, compiled=upload.compiled
+            )
         )
         await self._notifier.changed(name)
         return version

@@ -35,15 +35,44 @@ def _minor(version: str) -> str:
 
 
 def verify_artifact(
+    manifest: ModelManifest,
+    artifact: bytes,
+    signature: bytes | None,
+    keys: TrustedKeys,
+    compiled: bytes | None = None,
+) -> None:
+    """Everything checked before a byte of the artifact is deserialised. A version is
+    verified as a whole: its compiled form too, whichever form will be loaded."""
+    verify_signed_artifact(manifest, artifact, signature, keys)
+    verify_compiled(manifest, compiled)
+    check_library_versions(manifest)
+
+
+def verify_signed_artifact(
     manifest: ModelManifest, artifact: bytes, signature: bytes | None, keys: TrustedKeys
 ) -> None:
-    """Everything checked before a byte of the artifact is deserialised."""
+    """The signature over the manifest, and the artifact against the sha256 it lists."""
     keys.verify(manifest, signature)
     if sha256_hex(artifact) != manifest.artifact.sha256:
         raise ArtifactRejectedError(
             f"{manifest.name}: artifact sha256 does not match the manifest (tampered or corrupt)"
         )
-    check_library_versions(manifest)
+
+
+def verify_compiled(manifest: ModelManifest, compiled: bytes | None) -> None:
+    """The compiled file against the sha256 the (verified) manifest lists, if it lists one."""
+    listed = manifest.compiled.sha256 if manifest.compiled is not None else None
+    if listed is None and compiled is not None:
+        raise ArtifactRejectedError(f"{manifest.name}: a compiled file the manifest does not list")
+    if listed is not None and compiled is None:
+        raise ArtifactRejectedError(
+            f"{manifest.name}: the compiled file the manifest lists is missing"
+        )
+    if listed is not None and compiled is not None and sha256_hex(compiled) != listed:
+        raise ArtifactRejectedError(
+            f"{manifest.name}: compiled file sha256 does not match the manifest "
+            "(tampered or corrupt)"
+        )
 
 
 def deserialize(manifest: ModelManifest, artifact: bytes) -> Any:

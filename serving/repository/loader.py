@@ -51,4 +51,7 @@ class VerifiedLoader:
 
 def _smoke_test(model: LoadedModel) -> None:
     example = np.asarray([model.manifest.example], dtype=np.float64)
-    model.estimator.predict(example)
+    if model.compiled is not None:
+        model.compiled.run(example, model.manifest.has_predict_proba)
+    else:
+        model.estimator.predict(example)

@@ -12,6 +12,8 @@ MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "signature.json"
 ARTIFACT_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
+COMPILED_FILES = {"onnx": "model.onnx"}
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 ArtifactFormat = Literal["joblib", "skops"]
 Task = Literal["classification", "regression"]
@@ -28,11 +30,45 @@ class ArtifactInfo(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     format: ArtifactFormat = "joblib"
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256_PATTERN)
 
     @property
     def file_name(self) -> str:
         return ARTIFACT_FILES[self.format]
+
+
+class Parity(BaseModel):
+    """How the compiled form agreed with scikit-learn when it was published."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: int = Field(ge=1)
+    max_difference: float = Field(ge=0)  # largest |compiled - scikit-learn| output
+    rows_from: Literal["held-out", "data-file", "generated"]
+
+
+class CompiledInfo(BaseModel):
+    """The version's compiled form (model.onnx), or why it has none (`sha256` unset)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["onnx"] = "onnx"
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    converter: str = ""
+    parity: Parity | None = None
+    reason: str = Field(default="", max_length=1000)  # why there is no compiled form
+
+    @model_validator(mode="after")
+    def _compiled_or_why_not(self) -> "CompiledInfo":
+        if self.sha256 is not None and self.parity is None:
+            raise ValueError("a compiled form needs its parity result")
+        if self.sha256 is None and not self.reason:
+            raise ValueError("say why there is no compiled form")
+        return self
+
+    @property
+    def file_name(self) -> str:
+        return COMPILED_FILES[self.format]
 
 
 class BatchingOverride(BaseModel):
@@ -67,6 +103,7 @@ class ModelManifest(BaseModel):
     sklearn_version: str
     numpy_version: str
     artifact: ArtifactInfo
+    compiled: CompiledInfo | None = None  # None: published before compiled forms existed
     example: list[float] = Field(min_length=1)
     batching: BatchingOverride | None = None
     description: str = ""
@@ -95,6 +132,11 @@ class ModelManifest(BaseModel):
 
 
 def signed_payload(manifest: ModelManifest) -> bytes:
-    """Canonical bytes a signature covers: the manifest without its registry-assigned version."""
-    document = manifest.model_dump(mode="json", exclude={"version"})
+    """Canonical bytes a signature covers: the manifest without its registry-assigned version.
+
+    Fields added since the first manifests are left out while unset, so the signatures
+    of versions published before them still verify.
+    """
+    unset_additions = {"compiled"} if manifest.compiled is None else set()
+    document = manifest.model_dump(mode="json", exclude={"version", *unset_additions})
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

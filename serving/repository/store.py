@@ -10,18 +10,14 @@ import errno
 import fcntl
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from serving.core.errors import (
     AliasNotFoundError,
-    ArtifactRejectedError,
     ModelLoadError,
     ModelNotFoundError,
     RegistryReadOnlyError,
@@ -29,7 +25,10 @@ from serving.core.errors import (
     VersionNotFoundError,
 )
 from serving.repository.aliases import ALIAS_FILE, DEFAULT_ALIAS, AliasTable
-from serving.repository.artifacts import deserialize, verify_artifact
+from serving.repository.artifacts import verify_artifact
+from serving.repository.compiled import RuntimeMode
+from serving.repository.loading import LoadedModel as LoadedModel
+from serving.repository.loading import load_version
 from serving.repository.manifest import MANIFEST_FILE, MODEL_NAME_RE, SIGNATURE_FILE, ModelManifest
 from serving.repository.signing import TrustedKeys
 
@@ -37,22 +36,15 @@ _LOCK_FILE = ".lock"
 _TOMBSTONE_PREFIX = ".deleted-"
 
 
-@dataclass(frozen=True, eq=False)
-class LoadedModel:
-    """A verified, deserialised version, ready to score."""
-
-    manifest: ModelManifest
-    estimator: Any  # whatever the artifact holds: an sklearn estimator or Pipeline
-    load_seconds: float = 0.0
-    loaded_at: float = field(default_factory=time.time)
-
-
 class ModelStore:
     """Reads and writes the registry folder. All methods block on file I/O."""
 
-    def __init__(self, root: Path, trusted_keys: TrustedKeys) -> None:
+    def __init__(
+        self, root: Path, trusted_keys: TrustedKeys, runtime: RuntimeMode = "auto"
+    ) -> None:
         self.root = root
         self._trusted_keys = trusted_keys
+        self.runtime_mode: RuntimeMode = runtime  # which form of a version load() opens
 
     # --- reading -----------------------------------------------------------------------
     def model_names(self) -> list[str]:
@@ -121,29 +113,23 @@ class ModelStore:
         return self._model_dir(name) / str(version)
 
     def load(self, name: str, version: int) -> LoadedModel:
-        """Verify (signature, checksum, library version), then deserialise. Blocking.
+        """Verify the whole version, then load the form the runtime mode picks. Blocking.
 
         Raises ArtifactRejectedError naming the file when verification fails.
         """
-        started = time.perf_counter()
         manifest = self.read_manifest(name, version)
         folder = self.version_dir(name, version)
-        artifact_path = folder / manifest.artifact.file_name
-        try:
-            artifact = artifact_path.read_bytes()
-        except FileNotFoundError:
-            raise ModelLoadError(f"{artifact_path}: artifact file is missing") from None
-        signature = _read_optional(folder / SIGNATURE_FILE)
-        try:
-            verify_artifact(manifest, artifact, signature, self._trusted_keys)
-        except ArtifactRejectedError as exc:
-            raise ArtifactRejectedError(f"{artifact_path}: {exc}") from exc
-        estimator = deserialize(manifest, artifact)
-        return LoadedModel(manifest, estimator, time.perf_counter() - started)
+        return load_version(manifest, folder, self._trusted_keys, self.runtime_mode)
 
     # --- writing -----------------------------------------------------------------------
     def publish(
-        self, manifest: ModelManifest, artifact: bytes, signature: bytes | None, *, verify: bool
+        self,
+        manifest: ModelManifest,
+        artifact: bytes,
+        signature: bytes | None,
+        *,
+        verify: bool,
+        compiled: bytes | None = None,
     ) -> int:
         """Store a new version of `manifest.name` and return its number.
 
@@ -152,13 +138,15 @@ class ModelStore:
         rename happen under the model's lock, and the rename refuses an existing folder.
         """
         if verify:
-            verify_artifact(manifest, artifact, signature, self._trusted_keys)
+            verify_artifact(manifest, artifact, signature, self._trusted_keys, compiled)
         model_dir = self._model_dir(manifest.name)
         staging = model_dir / f".staging-{uuid.uuid4().hex}"
         with _writable(self.root):
             staging.mkdir(parents=True)
         try:
             _write_durably(staging / manifest.artifact.file_name, artifact)
+            if compiled is not None and manifest.compiled is not None:
+                _write_durably(staging / manifest.compiled.file_name, compiled)
             if signature is not None:
                 _write_durably(staging / SIGNATURE_FILE, signature)
             with self._locked(manifest.name):
@@ -271,10 +259,3 @@ def _write_durably(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _read_optional(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None

@@ -32,7 +32,8 @@ async def test_predictions_by_position_equal_the_estimator_on_the_held_out_split
     np.testing.assert_array_equal(payload["predictions"], estimator.predict(data.x_test))  # type: ignore[attr-defined]
     if is_classifier:
         expected = estimator.predict_proba(data.x_test)  # type: ignore[attr-defined]
-        np.testing.assert_allclose(payload["probabilities"], expected, rtol=0, atol=1e-12)
+        # Served by the compiled form, which agrees within 1e-6 (the Runtimes contract).
+        np.testing.assert_allclose(payload["probabilities"], expected, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", DEMO_MODELS)

@@ -1,5 +1,6 @@
 """The CLI round trip against a real server: train, push, promote, roll back, list."""
 
+import json
 import subprocess
 import sys
 import time
@@ -128,6 +129,9 @@ def test_train_push_promote_and_roll_back_against_a_running_server(tmp_path: Pat
     assert deleted.strip() == "iris: v1 deleted"
     assert after_delete.strip() == "iris: versions [2]; production=v2"
     assert sorted(p.name for p in (server_models / "iris").iterdir() if p.is_dir()) == ["2"]
+    # push compiles, and --url sends the compiled form with the version
+    assert manifest["runtime"]["name"] == "onnx"
+    assert (server_models / "iris" / "2" / "model.onnx").is_file()
 
 
 def test_push_promote_and_roll_back_on_a_local_registry(tmp_path: Path) -> None:
@@ -142,8 +146,14 @@ def test_push_promote_and_roll_back_on_a_local_registry(tmp_path: Path) -> None:
     rolled = _ok(env, "rollback", "iris")
     listed = _ok(env, "models")
     missing = _serving(env, "push", str(tmp_path / "nothing.joblib"), "--name", "iris")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n5.1,3.5,1.4,0.2\n6.0,2.2,5.0,1.5\n7.7,3.0,6.1,2.3\n")
+    _ok(env, "push", artifact, "--name", "iris", "--data", str(rows))
+    checked = json.loads((tmp_path / "models" / "iris" / "3" / "manifest.json").read_text())
 
     assert pushed.splitlines() == ["iris: published v2", "iris: production -> v2"]
     assert rolled.strip() == "iris: production -> v1"
     assert listed.strip() == "iris: versions [1, 2]; production=v1"
     assert (missing.returncode, "no such file" in missing.stderr) == (1, True)
+    assert checked["compiled"]["parity"]["rows"] == 3
+    assert checked["compiled"]["parity"]["rows_from"] == "data-file"

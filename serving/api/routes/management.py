@@ -14,7 +14,7 @@ from serving.registry.management import Upload
 
 router = APIRouter(tags=["management"], dependencies=[AdminTokenRequired])
 
-_PARTS = ("artifact", "manifest", "signature")
+_PARTS = ("artifact", "manifest", "signature", "compiled")
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid admin token"},
     403: {"model": ErrorResponse, "description": "No admin token is configured"},
@@ -32,6 +32,11 @@ _UPLOAD_DOC = {
                         "artifact": {"type": "string", "format": "binary"},
                         "manifest": {"type": "string", "format": "binary"},
                         "signature": {"type": "string", "format": "binary"},
+                        "compiled": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "model.onnx, when the manifest lists a compiled form",
+                        },
                     },
                 }
             }
@@ -115,7 +120,12 @@ async def _read_upload(request: Request) -> Upload:
     if not artifact or not manifest:
         missing = [part for part in ("artifact", "manifest") if not parts[part]]
         raise MalformedRequestError(f"missing multipart part(s): {', '.join(missing)}")
-    return Upload(manifest=manifest, artifact=artifact, signature=parts["signature"])
+    return Upload(
+        manifest=manifest,
+        artifact=artifact,
+        signature=parts["signature"],
+        compiled=parts["compiled"] or None,
+    )
 
 
 async def _part_bytes(value: UploadFile | str | None) -> bytes | None:

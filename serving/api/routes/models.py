@@ -6,10 +6,18 @@ import anyio
 from fastapi import APIRouter
 
 from serving.api.deps import RegistryDep, StoreDep
-from serving.api.schemas import ErrorResponse, ModelDetail, ModelList, ModelSummary
+from serving.api.schemas import (
+    ErrorResponse,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    RuntimeInfo,
+    VersionDetail,
+)
 from serving.core.errors import ModelNotFoundError
 from serving.dataplane.inputs import parse_version
 from serving.registry.registry import ModelRegistry, ModelState
+from serving.repository.compiled import choose_runtime
 from serving.repository.manifest import ModelManifest
 from serving.repository.store import ModelStore
 
@@ -46,10 +54,23 @@ async def get_model(name: str, registry: RegistryDep) -> ModelDetail:
 
 
 @router.get("/models/{name}/versions/{version}", responses=_NOT_FOUND)
-async def get_version(name: str, version: str, store: StoreDep) -> ModelManifest:
-    """The manifest of one version (a number or an alias)."""
+async def get_version(
+    name: str, version: str, store: StoreDep, registry: RegistryDep
+) -> VersionDetail:
+    """The manifest of one version (a number or an alias), and the runtime that serves it."""
     spec = parse_version(version)
-    return await anyio.to_thread.run_sync(_read_manifest, store, name, spec)
+    manifest = await anyio.to_thread.run_sync(_read_manifest, store, name, spec)
+    return VersionDetail(**dict(manifest), runtime=_runtime(manifest, store, registry))
+
+
+def _runtime(manifest: ModelManifest, store: ModelStore, registry: ModelRegistry) -> RuntimeInfo:
+    """The choice SERVING_RUNTIME makes for this manifest, unless loading it failed here."""
+    state = registry.models.get(manifest.name)
+    failure = state.failures.get(manifest.version) if state is not None else None
+    if failure is not None:
+        return RuntimeInfo(name=None, reason=f"not served: {failure}")
+    choice = choose_runtime(manifest, store.runtime_mode)
+    return RuntimeInfo(name=choice.runtime, reason=choice.reason)
 
 
 def _read_manifest(store: ModelStore, name: str, spec: int | str | None) -> ModelManifest:
