@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     # default: 700). A 10,000-row body decodes into 10,000 lists; at 700 those trigger
     # dozens of collections per request, about 15% of decoding it (docs/performance.md).
     gc_threshold: int = Field(default=50_000, ge=1)
+    shadow_sample: float = Field(default=1.0, ge=0, le=1)  # share of routed requests shadowed
     log_level: str = "info"
 
     # `serving serve` (gunicorn)

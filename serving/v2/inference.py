@@ -63,9 +63,12 @@ async def infer(
     version: VersionSpec,
     request: InferenceRequest,
     max_rows: int,
+    routing_key: str | None = None,
 ) -> InferenceAnswer:
-    """Raises ServingError subclasses: bad tensors, unknown model or version, not loaded."""
-    model = await registry.resolve(name, version)
+    """Raises ServingError subclasses: bad tensors, unknown model or version, not loaded.
+
+    Without a version the model's traffic split chooses one, as for /predict."""
+    model = await registry.resolve(name, version, routing_key)
     manifest = model.manifest
     wanted = _wanted_outputs(request, output_names(manifest))
     check_outputs([output for output, _ in wanted], manifest)
@@ -74,6 +77,8 @@ async def infer(
         raise TooManyRowsError(f"{len(matrix)} rows sent; at most {max_rows} per request")
     is_proba = any(output == PREDICT_PROBA for output, _ in wanted)
     scores, is_hit = await predictor.score(model, matrix, is_proba)
+    if version is None:
+        predictor.copy_to_shadow(model, matrix, scores)
     tensors = output_tensors(scores, manifest, [output for output, _ in wanted])
     outputs: list[tuple[Tensor, bool]] = [
         (tensor, is_binary) for tensor, (_, is_binary) in zip(tensors, wanted, strict=True)

@@ -1,0 +1,152 @@
+"""Shadow traffic: a copy of a routed request is scored by the model's shadow alias, off the
+request path, and compared with the answer the caller got.
+
+The primary never waits and never fails because of the shadow: `offer` only puts the copy
+in a bounded buffer (at most `max_copies` requests and `max_rows` rows; when either is full
+the copy is dropped and counted), and a fixed number of consumer tasks per worker score
+the copies one at a time, so shadow load cannot grow with the request rate. Any error in
+the shadow (it cannot load, it raises, its features differ) is counted as verdict `error`.
+"""
+
+import logging
+import random
+from dataclasses import dataclass
+
+import anyio
+import numpy as np
+import numpy.typing as npt
+import orjson
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from serving.dataplane.inputs import Matrix
+from serving.dataplane.scoring import Scorer, Scores
+from serving.registry.registry import ModelRegistry
+from serving.repository.store import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# Mean absolute difference between a regressor's answer and its shadow's, per request.
+_DIFFERENCE_BUCKETS = (1e-9, 1e-6, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50, 100)
+
+
+@dataclass(frozen=True, eq=False)
+class ShadowCopy:
+    primary: LoadedModel
+    shadow_alias: str
+    matrix: Matrix
+    answer: Scores | bytes  # the scores, or the encoded answer when it came from the cache
+
+
+class ShadowMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["model", "primary_version", "shadow_version"]
+        self.results = Counter(
+            "serving_shadow_results_total",
+            "Requests scored by the shadow alias, by whether it agreed with the answer sent",
+            [*labels, "verdict"],  # same, different, error
+            registry=registry,
+        )
+        self.abs_difference = Histogram(
+            "serving_shadow_abs_difference",
+            "Regressors: mean absolute difference between the answer and the shadow's",
+            labels,
+            buckets=_DIFFERENCE_BUCKETS,
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "serving_shadow_dropped_total",
+            "Copies for the shadow dropped because its queue was full",
+            ["model"],
+            registry=registry,
+        )
+
+
+class ShadowCopier:
+    """Takes copies of routed requests and scores them with the shadow, in the background."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        scorer: Scorer,
+        metrics: ShadowMetrics,
+        sample: float = 1.0,
+        *,
+        max_copies: int = 64,
+        max_rows: int = 20_000,
+        consumers: int = 1,
+    ) -> None:
+        self._registry, self._scorer, self._metrics = registry, scorer, metrics
+        self._sample, self._max_rows, self._consumers = sample, max_rows, consumers
+        self._queued_rows = 0
+        streams = anyio.create_memory_object_stream[ShadowCopy](max_buffer_size=max_copies)
+        self._send: MemoryObjectSendStream[ShadowCopy] = streams[0]
+        self._receive: MemoryObjectReceiveStream[ShadowCopy] = streams[1]
+
+    def offer(self, primary: LoadedModel, matrix: Matrix, answer: Scores | bytes) -> None:
+        """Queue a copy when the model has a shadow and this request is sampled. Never waits."""
+        name, version = primary.manifest.name, primary.manifest.version
+        state = self._registry.models.get(name)
+        alias = state.traffic.shadow if state is not None else None
+        if alias is None or state is None or state.aliases.get(alias) == version:
+            return
+        if self._sample < 1.0 and random.random() >= self._sample:
+            return
+        if self._queued_rows + len(matrix) > self._max_rows:
+            self._metrics.dropped.labels(name).inc()
+            return
+        try:
+            self._send.send_nowait(ShadowCopy(primary, alias, matrix, answer))
+        except anyio.WouldBlock:
+            self._metrics.dropped.labels(name).inc()
+            return
+        self._queued_rows += len(matrix)
+
+    async def run(self) -> None:
+        """The consumers, for as long as the worker runs."""
+        async with anyio.create_task_group() as tasks:
+            for _ in range(self._consumers):
+                tasks.start_soon(self._consume)
+
+    async def _consume(self) -> None:
+        async for copy in self._receive.clone():
+            self._queued_rows -= len(copy.matrix)
+            try:
+                await self._compare(copy)
+            except Exception:  # a shadow must never take its consumer down
+                log.exception("shadow comparison failed")
+
+    async def _compare(self, copy: ShadowCopy) -> None:
+        primary = copy.primary.manifest
+        state = self._registry.models.get(primary.name)
+        known = state.aliases.get(copy.shadow_alias) if state is not None else None
+        labels = [primary.name, str(primary.version), str(known or "unknown")]
+        try:
+            shadow = await self._registry.resolve(primary.name, copy.shadow_alias)
+            labels[2] = str(shadow.manifest.version)
+            if shadow.manifest.feature_names != primary.feature_names:
+                raise ValueError(f"the shadow takes features {shadow.manifest.feature_names}")
+            scores = await self._scorer.score(shadow, copy.matrix, False)
+        except Exception as exc:  # whatever the shadow raises is its verdict, not ours
+            log.debug("shadow %s of %s failed: %r", copy.shadow_alias, primary.name, exc)
+            self._metrics.results.labels(*labels, "error").inc()
+            return
+        answered = _predictions(copy.answer)
+        if primary.task == "regression":
+            verdict = self._regression_verdict(labels, answered, scores.predictions)
+        else:
+            verdict = "same" if np.array_equal(answered, scores.predictions) else "different"
+        self._metrics.results.labels(*labels, verdict).inc()
+
+    def _regression_verdict(
+        self, labels: list[str], answered: npt.NDArray[np.float64], shadow: npt.NDArray[np.float64]
+    ) -> str:
+        difference = np.abs(answered.astype(np.float64) - shadow.astype(np.float64))
+        self._metrics.abs_difference.labels(*labels).observe(float(difference.mean()))
+        return "same" if np.allclose(answered, shadow, rtol=1e-6, atol=1e-9) else "different"
+
+
+def _predictions(answer: Scores | bytes) -> npt.NDArray[np.float64]:
+    if isinstance(answer, Scores):
+        return answer.predictions
+    return np.asarray(orjson.loads(answer)["predictions"])
