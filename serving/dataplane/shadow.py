@@ -103,18 +103,26 @@ class ShadowCopier:
         self._queued_rows += len(matrix)
 
     async def run(self) -> None:
-        """The consumers, for as long as the worker runs."""
-        async with anyio.create_task_group() as tasks:
-            for _ in range(self._consumers):
-                tasks.start_soon(self._consume)
+        """The consumers, for as long as the worker runs; then the queue is closed."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                for _ in range(self._consumers):
+                    tasks.start_soon(self._consume, self._receive.clone())
+        finally:
+            self._send.close()
+            self._receive.close()
 
-    async def _consume(self) -> None:
-        async for copy in self._receive.clone():
-            self._queued_rows -= len(copy.matrix)
-            try:
-                await self._compare(copy)
-            except Exception:  # a shadow must never take its consumer down
-                log.exception("shadow comparison failed")
+    async def _consume(self, copies: MemoryObjectReceiveStream[ShadowCopy]) -> None:
+        with copies:
+            async for copy in copies:
+                self._queued_rows -= len(copy.matrix)
+                await self._compare_safely(copy)
+
+    async def _compare_safely(self, copy: ShadowCopy) -> None:
+        try:
+            await self._compare(copy)
+        except Exception:  # a shadow must never take its consumer down
+            log.exception("shadow comparison failed")
 
     async def _compare(self, copy: ShadowCopy) -> None:
         primary = copy.primary.manifest

@@ -191,9 +191,9 @@ class ModelStore:
 
     def set_traffic(self, name: str, traffic: TrafficTable) -> None:
         """Store `traffic` once every alias it names exists; the default removes the file."""
+        if not self.versions(name):  # checked before the lock, which would create the folder
+            raise ModelNotFoundError(f"unknown model {name!r}")
         with self._locked(name):
-            if not self.versions(name):
-                raise ModelNotFoundError(f"unknown model {name!r}")
             traffic.check_aliases_exist(name, self.read_aliases(name).aliases.keys())
             path = self._model_dir(name) / TRAFFIC_FILE
             if traffic.is_default:
