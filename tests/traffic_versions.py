@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,10 +13,16 @@ from sklearn.tree import DecisionTreeClassifier
 
 from serving.repository.signing import TrustedKeys
 from serving.repository.store import ModelStore
-from tests.uploads import signed_iris
 from training.publish import SignedVersion, prepare
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.8, 5.1, 1.5]]
+
+
+def copy_of_iris(store: ModelStore, registry_dir: Path, key: Ed25519PrivateKey) -> SignedVersion:
+    """Version 1's estimator under version 1's feature names: it agrees on every row."""
+    estimator = joblib.load(registry_dir / "iris" / "1" / "model.joblib")
+    names = store.read_manifest("iris", 1).feature_names
+    return prepare(estimator, name="iris", signing_key=key, feature_names=names)
 
 
 def raising_iris(store: ModelStore, key: Ed25519PrivateKey) -> SignedVersion:
@@ -48,7 +55,7 @@ def publish_traffic_versions(registry_dir: Path, key: Ed25519PrivateKey) -> Mode
     (raises); diabetes: v1 production, v2 candidate (another regressor)."""
     store = ModelStore(registry_dir, TrustedKeys([key.public_key()]))
     versions = [
-        signed_iris(registry_dir, key),
+        copy_of_iris(store, registry_dir, key),
         disagreeing_iris(store, key),
         raising_iris(store, key),
         other_diabetes(store, key),

@@ -54,6 +54,12 @@ class ShadowMetrics:
             buckets=_DIFFERENCE_BUCKETS,
             registry=registry,
         )
+        self.queued = Counter(
+            "serving_shadow_queued_total",
+            "Copies of routed requests queued for the shadow (after SERVING_SHADOW_SAMPLE)",
+            ["model"],
+            registry=registry,
+        )
         self.dropped = Counter(
             "serving_shadow_dropped_total",
             "Copies for the shadow dropped because its queue was full",
@@ -101,6 +107,7 @@ class ShadowCopier:
             self._metrics.dropped.labels(name).inc()
             return
         self._queued_rows += len(matrix)
+        self._metrics.queued.labels(name).inc()
 
     async def run(self) -> None:
         """The consumers, for as long as the worker runs; then the queue is closed."""
