@@ -1,4 +1,4 @@
-"""The `serving` command: serve, train, push, promote, rollback, models."""
+"""The `serving` command: serve, train, push, promote, rollback, models, traffic."""
 
 import argparse
 import os
@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from serving.cli_traffic import add_traffic_verb
 from serving.core.errors import InvalidInputError, ServingError
 from serving.core.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
 from serving.core.settings import Settings
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = verbs.add_parser("models", help="list models, versions and aliases")
     _add_remote_flags(listing)
     listing.set_defaults(run=_models)
+    add_traffic_verb(verbs)
     return parser
 
 
