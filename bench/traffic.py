@@ -50,6 +50,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="off/on pairs per model")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skip-split", action="store_true", help="only the shadow's cost")
     return parser.parse_args()
 
 
@@ -142,9 +143,21 @@ def _scrape(url: str) -> Samples:
     return parse(httpx.get(f"{url}/metrics", timeout=30).text)
 
 
-def _set_shadow(store: ModelStore, name: str, shadow: str | None) -> None:
+def _set_shadow(url: str, store: ModelStore, name: str, shadow: str | None) -> None:
+    """Store the shadow, then wait until the server acts on it: with a shadow, until copies
+    are scored; without, three polls (0.5 s each) so that every worker has read it."""
     store.set_traffic(name, TrafficTable(shadow=shadow))
-    time.sleep(1.5)  # three polls (0.5 s): every worker has read it (a bench, not a test)
+    if shadow is None:
+        time.sleep(1.5)
+        return
+    body = {"instances": [load_model_info(store.root, name).rows[0]]}
+    before = total(_scrape(url), "serving_shadow_results_total", model=name)
+    deadline = time.monotonic() + 60
+    while total(_scrape(url), "serving_shadow_results_total", model=name) < before + 8:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the shadow of {name} never scored a copy")
+        for _ in range(4):  # a new connection each: both workers get some
+            httpx.post(f"{url}/models/{name}/predict", json=body, timeout=30)
 
 
 def _body(scratch: Path, root: Path, name: str) -> tuple[Path, float]:
@@ -192,7 +205,7 @@ def measure_shadow(
             for round_number in range(args.rounds):
                 order = ("off", "on") if round_number % 2 == 0 else ("on", "off")
                 for mode in order:
-                    _set_shadow(store, name, "candidate" if mode == "on" else None)
+                    _set_shadow(server.url, store, name, "candidate" if mode == "on" else None)
                     before = _scrape(server.url)
                     run = _wrk(server, name, body, args)
                     runs[mode].append(run)
@@ -200,7 +213,7 @@ def measure_shadow(
                         seconds = run.duration_us / 1e6
                         counts.append(_shadow_counts(before, _scrape(server.url), name, seconds))
             _report_shadow(name, runs, counts, args.connections)
-        _set_shadow(store, "iris", "broken")
+        _set_shadow(server.url, store, "iris", "broken")
         before = _scrape(server.url)
         run = _wrk(server, "iris", _body(scratch, root, "iris"), args)
         broken = _shadow_counts(before, _scrape(server.url), "iris", run.duration_us / 1e6)
@@ -209,7 +222,7 @@ def measure_shadow(
             f"{run.requests} primary answers, {run.errors} failed; "
             f"{broken['errors']:.0f} shadow errors counted"
         )
-        _set_shadow(store, "iris", None)
+        _set_shadow(server.url, store, "iris", None)
 
 
 def _report_shadow(
@@ -242,7 +255,8 @@ def main() -> None:
         key = Ed25519PrivateKey.generate()
         store = _registry(scratch / "models", key)
         env = _environment(scratch / "models", key)
-        measure_split(store, env, scratch, args.requests)
+        if not args.skip_split:
+            measure_split(store, env, scratch, args.requests)
         measure_shadow(store, env, scratch, args)
 
 
