@@ -9,6 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
 from serving.repository.signing import TrustedKeys
@@ -26,8 +28,19 @@ def copy_of_iris(store: ModelStore, registry_dir: Path, key: Ed25519PrivateKey) 
 
 
 def raising_iris(store: ModelStore, key: Ed25519PrivateKey) -> SignedVersion:
-    """Fitted on iris's four features, then damaged: every predict raises ValueError
-    (its coefficients have a fifth column the inputs never fill)."""
+    """Loads and passes the load-time check on its example row, then raises ValueError on
+    every other row: it one-hot encodes features it saw only two values of, refusing others."""
+    example = IRIS_ROWS[0]
+    features = np.asarray([example, [0.0] * 4])
+    estimator = make_pipeline(OneHotEncoder(handle_unknown="error"), LogisticRegression())
+    estimator.fit(features, [0, 1])
+    names = store.read_manifest("iris", 1).feature_names
+    return prepare(estimator, name="iris", signing_key=key, feature_names=names, example=example)
+
+
+def unloadable_iris(store: ModelStore, key: Ed25519PrivateKey) -> SignedVersion:
+    """Signed and intact, but its coefficients have a fifth column: the server's load-time
+    check on the example row raises, so this version never loads."""
     features, labels = load_iris(return_X_y=True)
     estimator = LogisticRegression(max_iter=500).fit(features, labels)
     estimator.coef_ = np.hstack([estimator.coef_, np.zeros((3, 1))])
@@ -52,17 +65,19 @@ def other_diabetes(store: ModelStore, key: Ed25519PrivateKey) -> SignedVersion:
 
 def publish_traffic_versions(registry_dir: Path, key: Ed25519PrivateKey) -> ModelStore:
     """iris: v1 production, v2 canary (a copy of v1), v3 candidate (disagrees), v4 broken
-    (raises); diabetes: v1 production, v2 candidate (another regressor)."""
+    (raises), v5 unloadable; diabetes: v1 production, v2 candidate (another regressor)."""
     store = ModelStore(registry_dir, TrustedKeys([key.public_key()]))
     versions = [
         copy_of_iris(store, registry_dir, key),
         disagreeing_iris(store, key),
         raising_iris(store, key),
+        unloadable_iris(store, key),
         other_diabetes(store, key),
     ]
     for signed in versions:
         store.publish(signed.manifest, signed.artifact, signed.signature, verify=True)
-    for alias, version in (("production", 1), ("canary", 2), ("candidate", 3), ("broken", 4)):
+    iris_aliases = {"production": 1, "canary": 2, "candidate": 3, "broken": 4, "unloadable": 5}
+    for alias, version in iris_aliases.items():
         store.set_alias("iris", alias, version)
     store.set_alias("diabetes", "production", 1)
     store.set_alias("diabetes", "candidate", 2)

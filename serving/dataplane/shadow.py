@@ -10,6 +10,7 @@ the shadow (it cannot load, it raises, its features differ) is counted as verdic
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 import anyio
@@ -19,6 +20,7 @@ import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from serving.core.errors import ModelLoadError, ServingError
 from serving.dataplane.inputs import Matrix
 from serving.dataplane.scoring import Scorer, Scores
 from serving.registry.registry import ModelRegistry
@@ -26,6 +28,9 @@ from serving.repository.store import LoadedModel
 
 log = logging.getLogger(__name__)
 
+# A shadow version that failed to load is not tried again for this long: each try reads,
+# verifies and unpickles it, which a stream of copies must not repeat.
+_LOAD_RETRY_SECONDS = 10.0
 # Mean absolute difference between a regressor's answer and its shadow's, per request.
 _DIFFERENCE_BUCKETS = (1e-9, 1e-6, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50, 100)
 
@@ -85,6 +90,7 @@ class ShadowCopier:
         self._registry, self._scorer, self._metrics = registry, scorer, metrics
         self._sample, self._max_rows, self._consumers = sample, max_rows, consumers
         self._queued_rows = 0
+        self._unloadable: dict[tuple[str, int | None], float] = {}  # -> monotonic retry time
         streams = anyio.create_memory_object_stream[ShadowCopy](max_buffer_size=max_copies)
         self._send: MemoryObjectSendStream[ShadowCopy] = streams[0]
         self._receive: MemoryObjectReceiveStream[ShadowCopy] = streams[1]
@@ -137,7 +143,7 @@ class ShadowCopier:
         known = state.aliases.get(copy.shadow_alias) if state is not None else None
         labels = [primary.name, str(primary.version), str(known or "unknown")]
         try:
-            shadow = await self._registry.resolve(primary.name, copy.shadow_alias)
+            shadow = await self._loaded_shadow(copy, known)
             labels[2] = str(shadow.manifest.version)
             if shadow.manifest.feature_names != primary.feature_names:
                 raise ValueError(f"the shadow takes features {shadow.manifest.feature_names}")
@@ -152,6 +158,17 @@ class ShadowCopier:
         else:
             verdict = "same" if np.array_equal(answered, scores.predictions) else "different"
         self._metrics.results.labels(*labels, verdict).inc()
+
+    async def _loaded_shadow(self, copy: ShadowCopy, known: int | None) -> LoadedModel:
+        name, now = copy.primary.manifest.name, time.monotonic()
+        if self._unloadable.get((name, known), 0.0) > now:
+            raise ModelLoadError(f"{name} v{known} failed to load a moment ago")
+        try:
+            return await self._registry.resolve(name, copy.shadow_alias)
+        except ServingError:
+            self._unloadable = {k: t for k, t in self._unloadable.items() if t > now}
+            self._unloadable[(name, known)] = now + _LOAD_RETRY_SECONDS
+            raise
 
     def _regression_verdict(
         self, labels: list[str], answered: npt.NDArray[np.float64], shadow: npt.NDArray[np.float64]

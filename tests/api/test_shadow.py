@@ -99,7 +99,7 @@ async def test_a_shadow_that_raises_on_every_call_never_fails_the_primary(
     answers = [
         await client.post("/models/iris/predict", json={"instances": IRIS_ROWS}) for _ in range(50)
     ]
-    v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROWS[0]}]}
+    v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROWS[1]}]}
     v2_answer = await client.post("/v2/models/iris/infer", json=v2)
 
     assert [a.status_code for a in answers] == [200] * 50
@@ -107,6 +107,20 @@ async def test_a_shadow_that_raises_on_every_call_never_fails_the_primary(
     assert v2_answer.status_code == 200, v2_answer.text
     labels = {"model": "iris", "primary_version": "1", "shadow_version": "4"}
     await _wait_for_results(client, 51, **labels, verdict="error")
+
+
+async def test_a_shadow_that_cannot_load_is_an_error_and_is_not_reloaded_per_copy(
+    client: httpx.AsyncClient,
+) -> None:
+    await _shadow(client, "unloadable")
+
+    for _ in range(20):
+        assert await _predict(client, IRIS_ROWS) == 1
+
+    labels = {"model": "iris", "primary_version": "1", "shadow_version": "5"}
+    await _wait_for_results(client, 20, **labels, verdict="error")
+    samples = parse((await client.get("/metrics")).text)
+    assert total(samples, "serving_model_load_failures_total", model="iris") == 1
 
 
 async def test_cached_answers_are_shadowed_too(client: httpx.AsyncClient) -> None:

@@ -16,7 +16,7 @@ from tests.uploads import ADMIN, ADMIN_TOKEN, eventually
 
 _NO_POLL = 3600.0  # only the route's own wake-up can make the worker follow
 _JSON_ADMIN = {**ADMIN, "Content-Type": "application/json"}
-_VERSIONS = {"production": 1, "canary": 2, "candidate": 3, "broken": 4}
+_VERSIONS = {"production": 1, "canary": 2, "candidate": 3, "broken": 4, "unloadable": 5}
 
 
 @pytest.fixture
