@@ -3,8 +3,9 @@ request path, and compared with the answer the caller got.
 
 The primary never waits and never fails because of the shadow: `offer` only puts the copy
 in a bounded buffer (at most `max_copies` requests and `max_rows` rows; when either is full
-the copy is dropped and counted), and a fixed number of consumer tasks per worker score
-the copies one at a time, so shadow load cannot grow with the request rate. Any error in
+the copy is dropped and counted), and a fixed number of consumer tasks per worker (one by
+default) score the copies: each takes whatever is queued, up to about 1,024 rows, and scores
+it in one estimator call per model version, so shadow load cannot grow with the request rate. Any error in
 the shadow (it cannot load, it raises, its features differ) is counted as verdict `error`.
 """
 
@@ -12,6 +13,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import numpy as np
@@ -27,10 +29,12 @@ from serving.registry.registry import ModelRegistry
 from serving.repository.store import LoadedModel
 
 log = logging.getLogger(__name__)
+Predictions = npt.NDArray[Any]
 
 # A shadow version that failed to load is not tried again for this long: each try reads,
 # verifies and unpickles it, which a stream of copies must not repeat.
 _LOAD_RETRY_SECONDS = 10.0
+_MAX_MERGED_ROWS = 1024  # rows per shadow call when copies wait in the queue
 # Mean absolute difference between a regressor's answer and its shadow's, per request.
 _DIFFERENCE_BUCKETS = (1e-9, 1e-6, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50, 100)
 
@@ -126,38 +130,53 @@ class ShadowCopier:
             self._receive.close()
 
     async def _consume(self, copies: MemoryObjectReceiveStream[ShadowCopy]) -> None:
+        """Takes what is waiting (up to _MAX_MERGED_ROWS) and scores each model's copies in
+        one estimator call: a forest's cost per call is mostly fixed, as for the primary."""
         with copies:
-            async for copy in copies:
-                self._queued_rows -= len(copy.matrix)
-                await self._compare_safely(copy)
+            async for first in copies:
+                taken = [first, *_waiting(copies, len(first.matrix))]
+                self._queued_rows -= sum(len(copy.matrix) for copy in taken)
+                for group in _grouped(taken):
+                    await self._compare_safely(group)
 
-    async def _compare_safely(self, copy: ShadowCopy) -> None:
+    async def _compare_safely(self, group: list[ShadowCopy]) -> None:
         try:
-            await self._compare(copy)
+            await self._compare(group)
         except Exception:  # a shadow must never take its consumer down
             log.exception("shadow comparison failed")
 
-    async def _compare(self, copy: ShadowCopy) -> None:
-        primary = copy.primary.manifest
+    async def _compare(self, group: list[ShadowCopy]) -> None:
+        """`group`: copies of one model version for one shadow alias."""
+        primary = group[0].primary.manifest
         state = self._registry.models.get(primary.name)
-        known = state.aliases.get(copy.shadow_alias) if state is not None else None
+        known = state.aliases.get(group[0].shadow_alias) if state is not None else None
         labels = [primary.name, str(primary.version), str(known or "unknown")]
         try:
-            shadow = await self._loaded_shadow(copy, known)
+            shadow = await self._loaded_shadow(group[0], known)
             labels[2] = str(shadow.manifest.version)
             if shadow.manifest.feature_names != primary.feature_names:
                 raise ValueError(f"the shadow takes features {shadow.manifest.feature_names}")
-            scores = await self._scorer.score(shadow, copy.matrix, False)
+            answers = await self._score(shadow, group)
         except Exception as exc:  # whatever the shadow raises is its verdict, not ours
-            log.debug("shadow %s of %s failed: %r", copy.shadow_alias, primary.name, exc)
-            self._metrics.results.labels(*labels, "error").inc()
+            log.debug("shadow %s of %s failed: %r", group[0].shadow_alias, primary.name, exc)
+            self._metrics.results.labels(*labels, "error").inc(len(group))
             return
-        answered = _predictions(copy.answer)
-        if primary.task == "regression":
-            verdict = self._regression_verdict(labels, answered, scores.predictions)
-        else:
-            verdict = "same" if np.array_equal(answered, scores.predictions) else "different"
-        self._metrics.results.labels(*labels, verdict).inc()
+        for copy, shadow_predictions in zip(group, answers, strict=True):
+            answered = _predictions(copy.answer)
+            if primary.task == "regression":
+                verdict = self._regression_verdict(labels, answered, shadow_predictions)
+            else:
+                verdict = "same" if np.array_equal(answered, shadow_predictions) else "different"
+            self._metrics.results.labels(*labels, verdict).inc()
+
+    async def _score(self, shadow: LoadedModel, group: list[ShadowCopy]) -> list[Predictions]:
+        """The shadow's predictions per copy, from one call over all their rows."""
+        if len(group) == 1:
+            return [(await self._scorer.score(shadow, group[0].matrix, False)).predictions]
+        merged = np.concatenate([copy.matrix for copy in group])
+        predictions = (await self._scorer.score(shadow, merged, False)).predictions
+        ends = np.cumsum([len(copy.matrix) for copy in group])[:-1]
+        return list(np.split(predictions, ends))
 
     async def _loaded_shadow(self, copy: ShadowCopy, known: int | None) -> LoadedModel:
         name, now = copy.primary.manifest.name, time.monotonic()
@@ -171,14 +190,36 @@ class ShadowCopier:
             raise
 
     def _regression_verdict(
-        self, labels: list[str], answered: npt.NDArray[np.float64], shadow: npt.NDArray[np.float64]
+        self, labels: list[str], answered: Predictions, shadow: Predictions
     ) -> str:
         difference = np.abs(answered.astype(np.float64) - shadow.astype(np.float64))
         self._metrics.abs_difference.labels(*labels).observe(float(difference.mean()))
         return "same" if np.allclose(answered, shadow, rtol=1e-6, atol=1e-9) else "different"
 
 
-def _predictions(answer: Scores | bytes) -> npt.NDArray[np.float64]:
+def _waiting(copies: MemoryObjectReceiveStream[ShadowCopy], rows: int) -> list[ShadowCopy]:
+    """The copies already queued, without waiting, until about _MAX_MERGED_ROWS rows."""
+    taken: list[ShadowCopy] = []
+    while rows < _MAX_MERGED_ROWS:
+        try:
+            copy = copies.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            break
+        taken.append(copy)
+        rows += len(copy.matrix)
+    return taken
+
+
+def _grouped(copies: list[ShadowCopy]) -> list[list[ShadowCopy]]:
+    """By model version and shadow alias, in the order they came."""
+    groups: dict[tuple[str, int, str], list[ShadowCopy]] = {}
+    for copy in copies:
+        manifest = copy.primary.manifest
+        groups.setdefault((manifest.name, manifest.version, copy.shadow_alias), []).append(copy)
+    return list(groups.values())
+
+
+def _predictions(answer: Scores | bytes) -> Predictions:
     if isinstance(answer, Scores):
         return answer.predictions
     return np.asarray(orjson.loads(answer)["predictions"])

@@ -70,3 +70,38 @@ async def test_a_full_queue_drops_copies_and_the_offer_never_waits(
     assert queued + dropped == 10
     assert 3 <= queued <= 4  # the buffer, plus the one the consumer may already hold
     assert dropped >= 6
+
+
+async def test_copies_waiting_together_are_scored_in_one_call_and_judged_each(
+    traffic_registry: Path, signing_key: Ed25519PrivateKey
+) -> None:
+    store = ModelStore(traffic_registry, TrustedKeys([signing_key.public_key()]))
+    store.set_traffic("iris", TrafficTable(weights={"production": 100}, shadow="candidate"))
+    registry = ModelRegistry(store)
+    await registry.refresh()
+    prometheus = CollectorRegistry()
+    scorer = GatedScorer()
+    copier = ShadowCopier(registry, scorer, ShadowMetrics(prometheus))
+    primary = await registry.resolve("iris", None)
+    # v3 (candidate) agrees with v1 on the first row only.
+    bodies = [IRIS_ROWS[:1], IRIS_ROWS[:1], IRIS_ROWS, IRIS_ROWS[:1], IRIS_ROWS[1:2]]
+    labels = {"model": "iris", "primary_version": "1", "shadow_version": "3"}
+
+    def verdicts(verdict: str) -> float:
+        return _sample(prometheus, "serving_shadow_results_total", **labels, verdict=verdict)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(copier.run)
+        await anyio.lowlevel.checkpoint()
+        for rows in bodies:
+            matrix = np.asarray(rows, dtype=np.float64)
+            copier.offer(primary, matrix, score_now(primary, matrix, False))
+        scorer.gate.set()
+
+        async def all_judged() -> bool:
+            return verdicts("same") + verdicts("different") >= len(bodies)
+
+        await eventually(all_judged, timeout_seconds=5)
+        tasks.cancel_scope.cancel()
+
+    assert (verdicts("same"), verdicts("different"), verdicts("error")) == (3, 2, 0)
