@@ -17,6 +17,7 @@
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -35,7 +36,7 @@ from serving.repository.signing import TrustedKeys, public_key_text
 from serving.repository.store import ModelStore
 from serving.repository.traffic import TrafficTable
 from tests.metrics_text import Samples, parse, total
-from tests.processes import ServerProcess, running_server
+from tests.processes import ServerProcess, running_server, worker_pids
 from tests.traffic_versions import raising_iris
 from training.publish import prepare
 from training.train import train
@@ -199,6 +200,7 @@ def measure_shadow(
     with running_server(env, scratch / "shadow.log") as server:
         for name in MODELS:
             runs: dict[str, list[WrkRun]] = {"off": [], "on": []}
+            cpu_ms: dict[str, list[float]] = {"off": [], "on": []}  # worker CPU per request
             counts: list[dict[str, float]] = []
             body = _body(scratch, root, name)
             _wrk(server, name, body, argparse.Namespace(**{**vars(args), "duration": 2}))
@@ -206,13 +208,18 @@ def measure_shadow(
                 order = ("off", "on") if round_number % 2 == 0 else ("on", "off")
                 for mode in order:
                     _set_shadow(server.url, store, name, "candidate" if mode == "on" else None)
-                    before = _scrape(server.url)
+                    before, cpu_before = _scrape(server.url), _worker_cpu_seconds(server)
                     run = _wrk(server, name, body, args)
+                    cpu_ms[mode].append(
+                        (_worker_cpu_seconds(server) - cpu_before) / max(run.requests, 1) * 1000
+                    )
                     runs[mode].append(run)
                     if mode == "on":
                         seconds = run.duration_us / 1e6
                         counts.append(_shadow_counts(before, _scrape(server.url), name, seconds))
             _report_shadow(name, runs, counts, args.connections)
+            off, on = statistics.median(cpu_ms["off"]), statistics.median(cpu_ms["on"])
+            print(f"  worker CPU per answered request: {off:.2f} ms off, {on:.2f} ms on")
         _set_shadow(server.url, store, "iris", "broken")
         before = _scrape(server.url)
         run = _wrk(server, "iris", _body(scratch, root, "iris"), args)
@@ -223,6 +230,18 @@ def measure_shadow(
             f"{broken['errors']:.0f} shadow errors counted"
         )
         _set_shadow(server.url, store, "iris", None)
+
+
+def _worker_cpu_seconds(server: ServerProcess) -> float:
+    """User + system CPU of the gunicorn workers so far: less sensitive than throughput to
+    what else runs on a shared machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = 0.0
+    for pid in worker_pids(server.process.pid):
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        used += (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 def _report_shadow(
