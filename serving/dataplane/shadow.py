@@ -5,8 +5,9 @@ The primary never waits and never fails because of the shadow: `offer` only puts
 in a bounded buffer (at most `max_copies` requests and `max_rows` rows; when either is full
 the copy is dropped and counted), and a fixed number of consumer tasks per worker (one by
 default) score the copies: each takes whatever is queued, up to about 1,024 rows, and scores
-it in one estimator call per model version, so shadow load cannot grow with the request rate. Any error in
-the shadow (it cannot load, it raises, its features differ) is counted as verdict `error`.
+it in one estimator call per model version, so shadow load cannot grow with the request
+rate. Any error in the shadow (it cannot load, it raises, its features differ) is counted as
+verdict `error`.
 """
 
 import logging
