@@ -8,6 +8,7 @@ import httpx
 
 from serving.core.errors import ServingError
 from serving.repository.manifest import ModelManifest
+from serving.repository.traffic import TrafficTable
 
 
 class RemoteError(ServingError):
@@ -71,6 +72,14 @@ class RemoteRegistry:
 
     def delete_version(self, name: str, version: int) -> None:
         self._call("DELETE", f"/models/{name}/versions/{version}")
+
+    def set_traffic(self, name: str, traffic: TrafficTable) -> TrafficTable:
+        """The server's stored traffic; the default table clears it (DELETE)."""
+        if traffic.is_default:
+            answer = self._call("DELETE", f"/models/{name}/traffic")
+        else:
+            answer = self._call("PUT", f"/models/{name}/traffic", json=traffic.model_dump())
+        return TrafficTable(weights=answer["weights"], shadow=answer["shadow"])
 
     def listing(self) -> list[ModelListing]:
         models = self._call("GET", "/models")["models"]

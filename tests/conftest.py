@@ -19,6 +19,8 @@ from serving.repository.signing import public_key_text
 from tests.redis_server import RedisServer, running_redis
 from training.train import train
 
+pytest_plugins = ["tests.traffic_versions"]  # its registry fixtures, for any test module
+
 DEMO_MODELS = ("iris", "breast_cancer", "diabetes")
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 SettingsFactory = Callable[..., Settings]

@@ -100,6 +100,11 @@ def compile_checked(
         parity = check_parity(estimator, compiled, check, probabilities)
     except NotCompilableError as exc:
         return CompiledInfo(converter=converter_version(), reason=str(exc)), None
+    except Exception as exc:  # the compiled form is optional: anything that
+        # stops it (ONNX Runtime refusing the graph, the estimator itself raising on the check
+        # rows) leaves the version to scikit-learn, with the reason in the manifest
+        reason = f"compiling or checking failed: {type(exc).__name__}: {exc}"[:500]
+        return CompiledInfo(converter=converter_version(), reason=reason), None
     info = CompiledInfo(sha256=sha256_hex(compiled), converter=converter_version(), parity=parity)
     return info, compiled
 

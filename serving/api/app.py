@@ -20,7 +20,7 @@ from serving.api.http_metrics import instrument_http
 from serving.api.middleware import GZipIfAccepted, RequestContextMiddleware
 from serving.api.openapi import install_model_examples
 from serving.api.responses import JSONBytes
-from serving.api.routes import health, management, models, predict, v2
+from serving.api.routes import health, management, models, predict, traffic, v2
 from serving.cache.base import NullCache, PredictionCache
 from serving.cache.memory import InProcessCache
 from serving.cache.redis_cache import RedisCache
@@ -35,6 +35,7 @@ from serving.core.metrics import ServingMetrics, exposition
 from serving.core.settings import Settings, get_settings
 from serving.dataplane.batching import build_scorer
 from serving.dataplane.predictor import Predictor
+from serving.dataplane.shadow import ShadowCopier, ShadowMetrics
 from serving.registry.management import ModelManagement
 from serving.registry.notify import ChangeNotifier, listen_forever
 from serving.registry.poller import RefreshWakeup, follow_registry
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     metrics = ServingMetrics(CollectorRegistry())
+    shadow_metrics = ShadowMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,10 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifier = ChangeNotifier(wakeup.wake, settings.redis_url)
         app.state.settings, app.state.store, app.state.registry = settings, store, registry
         app.state.management = ModelManagement(store, notifier)
-        app.state.predictor = Predictor(registry, cache, build_scorer(settings, metrics), metrics)
+        scorer = build_scorer(settings, metrics)
+        shadow = ShadowCopier(registry, scorer, shadow_metrics, settings.shadow_sample)
+        app.state.predictor = Predictor(registry, cache, scorer, metrics, shadow)
         log.info("started", extra={"models": sorted(registry.models), "trusted_keys": len(keys)})
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(follow_registry, registry, wakeup, settings.poll_interval_seconds)
+            tasks.start_soon(shadow.run)
             if settings.redis_url:
                 tasks.start_soon(listen_forever, settings.redis_url, wakeup.wake)
             try:
@@ -94,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router, dependencies=[ApiKeyRequired])
     app.include_router(models.router, dependencies=[ApiKeyRequired])
     app.include_router(management.router)
+    app.include_router(traffic.router)
     app.include_router(v2.router)
     _add_metrics_route(app, metrics)
     install_model_examples(app)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.repository.manifest import ModelManifest
+from serving.repository.traffic import TrafficTable
 
 Row = list[float | None] | dict[str, float | None]
 
@@ -53,6 +54,9 @@ class ModelSummary(BaseModel):
     default_version: int | None
     loaded_versions: list[int]
     failures: dict[int, str] = Field(description="Versions that failed to load, and why")
+    traffic: TrafficTable = Field(
+        description="How requests naming no version are split between aliases; the shadow"
+    )
 
 
 class ModelDetail(ModelSummary):

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from serving.cli import publishing, server, versions
+from serving.cli import publishing, server, traffic, versions
 from serving.cli.environment import ADMIN_TOKEN_ENV, SettingsError
 from serving.core.errors import ServingError
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_commands(verbs.add_parser)
     publishing.add_commands(verbs.add_parser)
     versions.add_commands(verbs.add_parser)
+    traffic.add_commands(verbs.add_parser)
     return parser
 
 

@@ -73,6 +73,13 @@ class VersionInUseError(ServingError):
     code = "version_in_use"
 
 
+class AliasInUseError(ServingError):
+    """The alias is part of the model's traffic split or its shadow."""
+
+    status_code = HTTPStatus.CONFLICT
+    code = "alias_in_use"
+
+
 class ArtifactRejectedError(ServingError):
     """The artifact or manifest failed verification; nothing was stored or loaded."""
 

@@ -35,6 +35,12 @@ class ServingMetrics:
             ["model", "version", "cache"],
             registry=registry,
         )
+        self.prediction_errors = Counter(
+            "serving_prediction_errors_total",
+            "Prediction requests refused or failed after their version was chosen",
+            ["model", "version", "code"],  # code: the error answer's stable code
+            registry=registry,
+        )
         self.rows = Counter(
             "serving_prediction_rows_total",
             "Rows scored or answered from the cache",

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     # pickled estimator always (sklearn), or only compiled forms, never unpickling (onnx).
     runtime: RuntimeMode = "auto"
     gc_threshold: int = Field(default=50_000, ge=1)
+    shadow_sample: float = Field(default=1.0, ge=0, le=1)  # share of routed requests shadowed
     log_level: str = "info"
 
     # `serving serve` (gunicorn)

@@ -8,11 +8,12 @@ import numpy as np
 import orjson
 
 from serving.cache.base import CacheUnavailableError, PredictionCache, cache_key
-from serving.core.errors import InvalidInputError
+from serving.core.errors import InvalidInputError, ServingError
 from serving.core.metrics import ServingMetrics
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
 from serving.dataplane.offload import converts_inline
 from serving.dataplane.scoring import Scorer, Scores
+from serving.dataplane.shadow import ShadowCopier
 from serving.registry.registry import ModelRegistry
 from serving.repository.store import LoadedModel
 
@@ -34,18 +35,33 @@ class Predictor:
         cache: PredictionCache,
         scorer: Scorer,
         metrics: ServingMetrics,
+        shadow: ShadowCopier | None = None,
     ) -> None:
         self._registry, self._cache, self._scorer = registry, cache, scorer
-        self._metrics = metrics
+        self._metrics, self._shadow = metrics, shadow
 
-    async def predict(self, name: str, body: PredictBody) -> Prediction:
-        model = await self._registry.resolve(name, body.version)
+    async def predict(
+        self, name: str, body: PredictBody, routing_key: str | None = None
+    ) -> Prediction:
+        """`routing_key` (X-Routing-Key) keeps a caller on one arm of the traffic split."""
+        model = await self._registry.resolve(name, body.version, routing_key)
         manifest = model.manifest
-        if body.probabilities and not manifest.has_predict_proba:
-            raise InvalidInputError(f"{name} is a {manifest.task} model: it has no probabilities")
-        matrix = await _convert(body, model)
-        payload, _, is_hit = await self._answer(model, matrix, body.probabilities)
+        try:
+            if body.probabilities and not manifest.has_predict_proba:
+                raise InvalidInputError(f"{name} is a {manifest.task} model: no probabilities")
+            matrix = await _convert(body, model)
+            payload, scores, is_hit = await self._answer(model, matrix, body.probabilities)
+        except ServingError as exc:  # by version, so a canary's error rate can be compared
+            self._metrics.prediction_errors.labels(name, str(manifest.version), exc.code).inc()
+            raise
+        if body.version is None:
+            self.copy_to_shadow(model, matrix, payload if scores is None else scores)
         return Prediction(name, manifest.version, payload, is_cache_hit=is_hit)
+
+    def copy_to_shadow(self, model: LoadedModel, matrix: Matrix, answer: Scores | bytes) -> None:
+        """A request the traffic split routed: its model's shadow alias scores a copy later."""
+        if self._shadow is not None:
+            self._shadow.offer(model, matrix, answer)
 
     async def score(
         self, model: LoadedModel, matrix: Matrix, probabilities: bool

@@ -1,4 +1,5 @@
-"""Model lifecycle operations behind the management routes: publish, alias moves, deletion.
+"""Model lifecycle operations behind the management routes: publish, alias moves, traffic
+splits, deletion.
 
 Each operation changes the registry on disk through ModelStore (atomic, under the model's
 lock), then announces the change so every worker and replica reloads at once rather than
@@ -14,6 +15,7 @@ from serving.core.errors import ArtifactRejectedError, InvalidInputError
 from serving.registry.notify import ChangeNotifier
 from serving.repository.manifest import MODEL_NAME_RE, ModelManifest
 from serving.repository.store import ModelStore
+from serving.repository.traffic import TrafficTable
 
 
 @dataclass(frozen=True)
@@ -83,4 +85,9 @@ class ModelManagement:
 
     async def delete_version(self, name: str, version: int) -> None:
         await anyio.to_thread.run_sync(self._store.delete_version, name, version)
+        await self._notifier.changed(name)
+
+    async def set_traffic(self, name: str, traffic: TrafficTable) -> None:
+        """Store the split and shadow (its aliases must exist), then tell every worker."""
+        await anyio.to_thread.run_sync(self._store.set_traffic, name, traffic)
         await self._notifier.changed(name)

@@ -23,10 +23,13 @@ from serving.core.errors import (
     NotReadyError,
     ServingError,
 )
+from serving.registry.traffic import split_alias
+from serving.registry.traffic_follow import read_traffic
 from serving.repository.aliases import DEFAULT_ALIAS, AliasTable
 from serving.repository.loader import LoadObserver, VerifiedLoader
 from serving.repository.manifest import ModelManifest
 from serving.repository.store import LoadedModel, ModelStore
+from serving.repository.traffic import DEFAULT_TRAFFIC, TrafficTable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class ModelState:
     aliases: dict[str, int] = field(default_factory=dict)
     versions: tuple[int, ...] = ()
     failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
+    traffic: TrafficTable = DEFAULT_TRAFFIC  # how requests naming no version are split
 
 
 class RegistryObserver(LoadObserver, Protocol):
@@ -101,9 +105,12 @@ class ModelRegistry:
         on_demand = [version for (model, version) in self._on_demand if model == name]
         return sorted({*served, *on_demand})
 
-    async def resolve(self, name: str, version: int | str | None) -> LoadedModel:
+    async def resolve(
+        self, name: str, version: int | str | None, routing_key: str | None = None
+    ) -> LoadedModel:
         """The loaded model a request gets; loads an explicitly named version on demand.
 
+        No version: the model's traffic split picks an alias (by `routing_key` when given).
         Aliases resolve through the last refresh (at most one poll interval old), as the
         default version does; only a version number this worker has not seen reads the disk.
         """
@@ -112,8 +119,10 @@ class ModelRegistry:
             raise ModelNotFoundError(f"unknown model {name!r}")
         if name in self._unloaded:
             raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
-        if version is None and state.served is not None:
-            return state.served
+        if version is None:
+            version = split_alias(state.traffic.weights, routing_key)
+            if version is None and state.served is not None:
+                return state.served
         number = self._known_number(state, version)
         if number is None:
             number = await anyio.to_thread.run_sync(self._store.resolve, name, version)
@@ -174,7 +183,8 @@ class ModelRegistry:
         except ServingError as exc:  # the model vanished or its files are unreadable
             log.warning("cannot read model %s from the registry: %s", name, exc)
             return current
-        state = replace(current, aliases=aliases.aliases, versions=tuple(versions))
+        traffic = await anyio.to_thread.run_sync(read_traffic, self._store, name, current.traffic)
+        state = replace(current, aliases=aliases.aliases, versions=tuple(versions), traffic=traffic)
         if name in self._unloaded:
             return state
         if state.served is not None and state.served.manifest.version == wanted:

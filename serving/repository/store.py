@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from serving.core.errors import (
+    AliasInUseError,
     AliasNotFoundError,
     ModelLoadError,
     ModelNotFoundError,
@@ -31,6 +32,7 @@ from serving.repository.loading import LoadedModel as LoadedModel
 from serving.repository.loading import load_version
 from serving.repository.manifest import MANIFEST_FILE, MODEL_NAME_RE, SIGNATURE_FILE, ModelManifest
 from serving.repository.signing import TrustedKeys
+from serving.repository.traffic import TRAFFIC_FILE, TrafficTable, read_traffic_file
 
 _LOCK_FILE = ".lock"
 _TOMBSTONE_PREFIX = ".deleted-"
@@ -83,6 +85,9 @@ class ModelStore:
             return AliasTable.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             return AliasTable()
+
+    def read_traffic(self, name: str) -> TrafficTable:
+        return read_traffic_file(self._model_dir(name) / TRAFFIC_FILE)
 
     def served_version(self, name: str, aliases: AliasTable | None = None) -> int:
         """The `production` version, or the highest where there is no `production` alias."""
@@ -168,7 +173,21 @@ class ModelStore:
             table = self.read_aliases(name)
             if alias not in table.aliases:
                 raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
+            if alias in self.read_traffic(name).aliases():
+                raise AliasInUseError(f"{name}'s traffic uses alias {alias!r}; change it first")
             self._write_aliases(name, table.without(alias))
+
+    def set_traffic(self, name: str, traffic: TrafficTable) -> None:
+        """Store `traffic` once every alias it names exists; the default removes the file."""
+        if not self.versions(name):  # checked before the lock, which would create the folder
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        with self._locked(name):
+            traffic.check_aliases_exist(name, self.read_aliases(name).aliases.keys())
+            path = self._model_dir(name) / TRAFFIC_FILE
+            if traffic.is_default:
+                path.unlink(missing_ok=True)
+            else:
+                _replace(path, traffic.model_dump_json(indent=2).encode())
 
     def rollback(self, name: str, alias: str) -> int:
         """Point `alias` back at the version it held before; return that version."""
@@ -222,10 +241,7 @@ class ModelStore:
         return max([*self.versions(name), *tombstones], default=0) + 1
 
     def _write_aliases(self, name: str, table: AliasTable) -> None:
-        path = self._model_dir(name) / ALIAS_FILE
-        staging = path.with_name(f".{ALIAS_FILE}.{uuid.uuid4().hex}")
-        _write_durably(staging, table.model_dump_json(indent=2).encode())
-        os.replace(staging, path)
+        _replace(self._model_dir(name) / ALIAS_FILE, table.model_dump_json(indent=2).encode())
 
     @contextlib.contextmanager
     def _locked(self, name: str) -> Iterator[None]:
@@ -259,3 +275,17 @@ def _write_durably(path: Path, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of either."""
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    _write_durably(staging, data)
+    os.replace(staging, path)
+
+
+def _read_optional(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

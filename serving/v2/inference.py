@@ -63,9 +63,10 @@ async def infer(
     version: VersionSpec,
     request: InferenceRequest,
     max_rows: int,
+    routing_key: str | None = None,
 ) -> InferenceAnswer:
     """Raises ServingError subclasses: bad tensors, unknown model or version, not loaded."""
-    scored = await score(registry, predictor, name, version, request, max_rows)
+    scored = await score(registry, predictor, name, version, request, max_rows, routing_key)
     body, json_length = encode_response(name, scored.version, request.id, scored.outputs)
     return InferenceAnswer(name, scored.version, body, json_length, scored.is_cache_hit)
 
@@ -86,9 +87,11 @@ async def score(
     version: VersionSpec,
     request: InferenceRequest,
     max_rows: int,
+    routing_key: str | None = None,
 ) -> ScoredTensors:
-    """`infer` before encoding, for other transports of the protocol (gRPC)."""
-    model = await registry.resolve(name, version)
+    """`infer` before encoding, for other transports of the protocol (gRPC). Without a
+    version the model's traffic split chooses one, as for /predict."""
+    model = await registry.resolve(name, version, routing_key)
     manifest = model.manifest
     wanted = _wanted_outputs(request, output_names(manifest))
     check_outputs([output for output, _ in wanted], manifest)
@@ -97,6 +100,8 @@ async def score(
         raise TooManyRowsError(f"{len(matrix)} rows sent; at most {max_rows} per request")
     is_proba = any(output == PREDICT_PROBA for output, _ in wanted)
     scores, is_hit = await predictor.score(model, matrix, is_proba)
+    if version is None:
+        predictor.copy_to_shadow(model, matrix, scores)
     tensors = output_tensors(scores, manifest, [output for output, _ in wanted])
     outputs: list[tuple[Tensor, bool]] = [
         (tensor, is_binary) for tensor, (_, is_binary) in zip(tensors, wanted, strict=True)

@@ -108,7 +108,13 @@ async def test_unknown_paths_models_and_request_ids_create_no_series(
 
     new_series = after.keys() - before.keys()
     handlers = {dict(labels).get("handler") for _, labels in new_series}
-    assert handlers <= {"none", "/models/{name}/predict"}
+    assert handlers <= {"none", "/models/{name}/predict", None}
+    by_model = {(name, dict(labels).get("model")) for name, labels in new_series}
+    # Errors by version (for canary vs production): a series per model, version and code.
+    assert {pair for pair in by_model if pair[1] is not None} <= {
+        ("serving_prediction_errors_total", "iris"),
+        ("serving_prediction_errors_created", "iris"),
+    }
     assert len(new_series) < 30  # a fixed set: a 4xx series per handler, not one per request
     shown = "".join(f"{name}{sorted(labels)}" for name, labels in after)
     assert not any(secret in shown for secret in secrets)

@@ -43,7 +43,9 @@ def registry_with_iris_v2(
     shutil.copytree(trained_registry, root)
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
     signed = signed_iris(trained_registry, signing_key)
-    store.publish(signed.manifest, signed.artifact, signed.signature, verify=True)
+    store.publish(
+        signed.manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
+    )
     store.set_alias("iris", "production", 1)
     return root
 

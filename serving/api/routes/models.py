@@ -35,6 +35,7 @@ def _summary(state: ModelState, registry: ModelRegistry) -> ModelSummary:
         default_version=state.served.manifest.version if state.served else None,
         loaded_versions=registry.loaded_versions(state.name),
         failures=state.failures,
+        traffic=state.traffic,
     )
 
 

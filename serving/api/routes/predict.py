@@ -10,6 +10,7 @@ from starlette.responses import Response
 from serving.api.deps import PredictorDep, RegistryDep, SettingsDep
 from serving.api.middleware import LOG_FIELDS
 from serving.api.routes.lean import LeanRoute
+from serving.api.routes.traffic import ROUTING_KEY
 from serving.api.schemas import ErrorResponse, PredictRequest, PredictResponse
 from serving.core.errors import MalformedRequestError
 from serving.dataplane.inputs import PredictBody, parse_predict_body, parse_version
@@ -60,7 +61,8 @@ async def predict(
     """Score `instances` with `model` (optional when one model is served) at `version`."""
     body = await _read_body(request, _ANY_MODEL, settings.max_rows)
     name = body.model or registry.sole_model_name()
-    return _respond(request, await predictor.predict(name, body))
+    routing_key = request.headers.get(ROUTING_KEY)
+    return _respond(request, await predictor.predict(name, body, routing_key))
 
 
 @router.post(
@@ -71,7 +73,8 @@ async def predict_model(
 ) -> Response:
     """Score `instances` with model `name` at `version` (default: its production version)."""
     body = await _read_body(request, _NAMED_MODEL, settings.max_rows)
-    return _respond(request, await predictor.predict(name, body))
+    routing_key = request.headers.get(ROUTING_KEY)
+    return _respond(request, await predictor.predict(name, body, routing_key))
 
 
 @router.post(

@@ -24,6 +24,7 @@ from serving.api.deps import (
 )
 from serving.api.middleware import LOG_FIELDS
 from serving.api.responses import JSONBytes
+from serving.api.routes.traffic import ROUTING_KEY
 from serving.core.errors import MalformedRequestError, ModelNotFoundError, NotReadyError
 from serving.core.settings import Settings
 from serving.dataplane.inputs import VersionSpec, decode_object, parse_version
@@ -194,7 +195,9 @@ async def _infer(
         headers.get("content-encoding", "").lower() or None,
         settings.max_body_bytes,
     )
-    answer = await inference.infer(registry, predictor, name, version, decoded, settings.max_rows)
+    answer = await inference.infer(
+        registry, predictor, name, version, decoded, settings.max_rows, headers.get(ROUTING_KEY)
+    )
     cache = "HIT" if answer.is_cache_hit else "MISS"
     request.scope[LOG_FIELDS].update(model=answer.model, version=answer.version, cache=cache)
     if answer.json_length is None:
