@@ -46,7 +46,11 @@ class Tally:
             during = {v for at, v in self.production if window_start < at <= answered}
             allowed = set(before[-1:]) | during
             if version not in allowed:
-                self.wrong_version.append(f"default answer v{version}, allowed {allowed}")
+                changed = max(at for at, _ in self.production if at <= window_start)
+                self.wrong_version.append(
+                    f"default answer v{version}, allowed {allowed}: production moved "
+                    f"{sent - changed:.1f} s before it was sent, {answered - sent:.1f} s to answer"
+                )
 
 
 class Traffic:

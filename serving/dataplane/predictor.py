@@ -92,15 +92,16 @@ class Predictor:
     async def _scored(self, model: LoadedModel, matrix: Matrix, probabilities: bool) -> Scores:
         """The scorer's answer; the estimator's own ValueError is the caller's (422), anything
         else it raises is the model's or ours (500, traceback in the log only)."""
-        labels = (model.manifest.name, str(model.manifest.version))
         try:
             return await self._scorer.score(model, matrix, probabilities)  # times its own calls
         except ServingError:
             raise
         except ValueError as exc:
+            labels = (model.manifest.name, str(model.manifest.version))
             self._metrics.scoring_errors.labels(*labels, "refused").inc()
             raise RejectedByModelError(_refusal(labels, exc)) from None
         except Exception:
+            labels = (model.manifest.name, str(model.manifest.version))
             self._metrics.scoring_errors.labels(*labels, "failed").inc()
             log.exception("scoring failed", extra={"model": labels[0], "version": labels[1]})
             raise ScoringFailedError(
