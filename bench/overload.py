@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--wrk-seconds", type=float, default=8.0)
-    parser.add_argument("--max-inflight", type=int, default=16)
+    parser.add_argument("--max-inflight", type=int, default=24)
     parser.add_argument("--model-dir", type=Path, default=BENCH_DIR / "models-serving-train")
     parser.add_argument("--out-dir", type=Path, default=BENCH_DIR)
     args = parser.parse_args()
