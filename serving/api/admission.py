@@ -8,10 +8,10 @@ the requests it admitted, and to answer probes.
 An admitted request runs under a deadline `SERVING_REQUEST_TIMEOUT_SECONDS` after it
 arrived. When the deadline passes, whatever the request is waiting on is cancelled (its
 body, a batching queue, its turn for a scoring thread), so it is never scored late, and the
-client gets 504 `timeout`. Two things cannot be interrupted: an estimator call already
-running in a thread, and the decoding of a large body in a thread. The first finishes on
-its own (the scoring pool bounds how many run) and its answer is dropped; the second
-delays the 504 by at most that decoding, which is linear in the body's size.
+client gets 504 `timeout`. What cannot be interrupted is work already running in a thread.
+An estimator call finishes on its own (the scoring pool bounds how many run) and its answer
+is dropped, without delaying the 504. Decoding a large body and loading a version on demand
+(anyio threads the route waits for) delay the 504 until they end.
 
 Probes and every other route pass straight through: they are never counted or refused.
 """
