@@ -85,3 +85,30 @@ def _post(client: httpx.Client, body: dict[str, Any]) -> Outcome:
         return Outcome(time.monotonic(), 0, "", time.monotonic() - started)
     now = time.monotonic()
     return Outcome(now, answer.status_code, answer.headers.get("X-Cache", ""), now - started)
+
+
+def main() -> None:
+    """`python -m tests.load URL SECONDS THREADS MODEL ROWS`: loads a server from another
+    process (so the caller's own measurements share no interpreter with it), then prints the
+    count of each status as JSON."""
+    import json
+    import sys
+
+    from training.data import load_dataset
+
+    url, seconds, threads, model, rows = sys.argv[1:6]
+    data = load_dataset(model).x_test.tolist()
+    bodies = [
+        {"model": model, "instances": [data[(i + j) % len(data)] for j in range(int(rows))]}
+        for i in range(len(data))
+    ]
+    generator = LoadGenerator(
+        url, bodies, threads=int(threads), max_requests=10**7, max_seconds=float(seconds)
+    ).start()
+    time.sleep(float(seconds))
+    statuses = [outcome.status for outcome in generator.stop()]
+    print(json.dumps({str(s): statuses.count(s) for s in sorted(set(statuses))}))
+
+
+if __name__ == "__main__":
+    main()

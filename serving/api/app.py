@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from serving.api.admission import AdmissionControl
 from serving.api.deps import ApiKeyRequired
 from serving.api.grpc_hook import grpc_server
 from serving.api.http_metrics import instrument_http
@@ -27,6 +28,7 @@ from serving.cache.redis_cache import RedisCache
 from serving.core.errors import (
     MalformedRequestError,
     MethodNotAllowedError,
+    OverloadedError,
     RouteNotFoundError,
     ServingError,
 )
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tasks.cancel_scope.cancel()
                 await notifier.aclose()
                 await cache.aclose()
+                scorer.close()
 
     app = FastAPIOffline(
         title="serving",
@@ -103,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.router)
     _add_metrics_route(app, metrics)
     install_model_examples(app)
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, metrics)
     instrument_http(app, metrics.registry)  # outermost: it also sees 413s from the middleware
     return app
 
@@ -126,9 +129,19 @@ def _build_cache(settings: Settings, metrics: ServingMetrics) -> PredictionCache
     )
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Added innermost first: request context ends up outermost, so it sees every answer."""
+def _add_middleware(app: FastAPI, settings: Settings, metrics: ServingMetrics) -> None:
+    """Added innermost first: request context ends up outermost, so it sees every answer.
+
+    Admission sits inside CORS and the request context, so a 503 or 504 carries their
+    headers and is logged, and outside everything that costs more per request.
+    """
     app.add_middleware(GZipIfAccepted, minimum_size=1024, compresslevel=6)
+    app.add_middleware(
+        AdmissionControl,
+        max_inflight=settings.max_inflight,
+        timeout_seconds=settings.request_timeout_seconds,
+        metrics=metrics,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -154,8 +167,16 @@ def _error(
 
 async def _serving_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServingError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    headers = _headers_for(exc)
     return _error(request, exc.status_code, exc.code, str(exc), headers)
+
+
+def _headers_for(exc: ServingError) -> dict[str, str] | None:
+    if exc.status_code == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, OverloadedError):
+        return {"Retry-After": str(exc.retry_after_seconds)}
+    return None
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

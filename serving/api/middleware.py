@@ -48,11 +48,20 @@ class RequestContextMiddleware:
 
         limit = _Limit.upload(self.max_upload_bytes) if _is_upload(scope) else None
         limit = limit or _Limit.body(self.max_body_bytes)
+        body = _LimitedBody(receive, limit)
+
+        async def send_app_answer(message: Message) -> None:
+            if not body.exceeded:
+                await send_with_id(message)
+            elif message["type"] == "http.response.start":
+                # Whatever the app made of the error (a form parser answers 400), it is a 413.
+                await _reject_too_large(limit, scope["path"], send_with_id)
+
         try:
             if _declared_length(scope) > limit.bytes:
                 await _reject_too_large(limit, scope["path"], send_with_id)
                 return
-            await self.app(scope, _limited(receive, limit), send_with_id)
+            await self.app(scope, body.receive, send_app_answer)
         finally:
             log.info(
                 "request",
@@ -85,20 +94,22 @@ def _is_upload(scope: Scope) -> bool:
     return scope["method"] == "POST" and bool(_UPLOAD_PATH.match(scope["path"]))
 
 
-def _limited(receive: Receive, limit: _Limit) -> Receive:
+class _LimitedBody:
     """Counts streamed body bytes: a chunked body can't skip the limit."""
-    received = 0
 
-    async def receive_limited() -> Message:
-        nonlocal received
-        message = await receive()
+    def __init__(self, receive: Receive, limit: _Limit) -> None:
+        self._receive, self._limit = receive, limit
+        self._received = 0
+        self.exceeded = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
         if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit.bytes:
-                raise BodyTooLargeError(_too_large_message(limit))
+            self._received += len(message.get("body", b""))
+            if self._received > self._limit.bytes:
+                self.exceeded = True
+                raise BodyTooLargeError(_too_large_message(self._limit))
         return message
-
-    return receive_limited
 
 
 def _request_id(scope: Scope) -> bytes:

@@ -28,6 +28,32 @@ class TooManyRowsError(ServingError):
     code = "too_many_rows"
 
 
+class RejectedByModelError(ServingError):
+    """The estimator itself refused rows of the right shape (e.g. a category it never saw)."""
+
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "rejected_by_model"
+
+
+class ScoringFailedError(ServingError):
+    """The estimator raised something other than a refusal: a fault of the model or server."""
+
+    code = "scoring_failed"
+
+
+class OverloadedError(ServingError):
+    """Refused before any work: the worker already holds as many requests as it may."""
+
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "overloaded"
+    retry_after_seconds: ClassVar[int] = 1
+
+
+class DeadlineExceededError(ServingError):
+    status_code = HTTPStatus.GATEWAY_TIMEOUT
+    code = "timeout"
+
+
 class BodyTooLargeError(ServingError):
     status_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     code = "body_too_large"

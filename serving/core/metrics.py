@@ -61,6 +61,18 @@ class ServingMetrics:
             buckets=_BATCH_BUCKETS,
             registry=registry,
         )
+        self.requests_shed = Counter(
+            "serving_requests_shed_total",
+            "Prediction requests refused unscored: overloaded (503) or past their deadline (504)",
+            ["reason"],  # overloaded, timeout
+            registry=registry,
+        )
+        self.scoring_errors = Counter(
+            "serving_scoring_errors_total",
+            "Requests whose estimator call raised: refused (422, a ValueError) or failed (500)",
+            ["model", "version", "error"],  # error: refused, failed
+            registry=registry,
+        )
         self.cache_lookups = Counter(
             "serving_cache_lookups_total",
             "Result cache lookups by outcome",

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     batching: bool = True  # merge concurrent requests per model version (see batching.py)
     max_batch_size: int = Field(default=256, ge=1)  # rows per merged call; manifest may override
     max_delay_ms: float = Field(default=0.0, ge=0)  # wait for more rows when busy; never when idle
+    # Prediction requests one worker holds at once (reading, queued or scoring); more are
+    # refused at once with 503 `overloaded`. Also bounds each batching queue.
+    max_inflight: int = Field(default=256, ge=1)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)  # a prediction's deadline: 504
     # Tracked allocations between young-generation collections in each worker (Python's
     # default: 700). A 10,000-row body decodes into 10,000 lists; at 700 those trigger
     # dozens of collections per request, about 15% of decoding it (docs/performance-notes.md).

@@ -8,30 +8,36 @@ Answers are split back row for row. Input errors never reach a batch (the predic
 validates before scoring), and an estimator error in a merged call is retried request
 by request, so only the request that causes it fails.
 
+Bounded: each queue holds at most `max_queued` live requests (the server passes
+SERVING_MAX_INFLIGHT), one more is refused with OverloadedError. A caller that stops
+waiting (its deadline passed) cancels its place: a queued request is then dropped before
+its call, and an unbatched one that has not reached a thread never runs. A call already
+running in a thread cannot be interrupted; it finishes and its answer is dropped.
+
 The estimator's cost per call is mostly fixed (a 200-tree forest: about 8 ms whether it
 gets 1 row or 32), so merging turns that fixed cost into a cost per batch.
 """
 
 import asyncio
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
-import numpy as np
-import numpy.typing as npt
 
+from serving.core.errors import OverloadedError
 from serving.core.metrics import ServingMetrics
 from serving.core.settings import Settings
 from serving.dataplane.inputs import Matrix
-from serving.dataplane.scoring import Scores, score_now
+from serving.dataplane.merged import BatchObserver, Pending, score_batch, score_observed
+from serving.dataplane.scoring import Scores
 from serving.repository.manifest import ModelManifest
 from serving.repository.store import LoadedModel
 
-BatchObserver = Callable[[LoadedModel, int, float], None]  # each estimator call: rows, seconds
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,8 @@ class BatchPolicy:
 UNBATCHED = BatchPolicy(max_batch_size=1)
 
 
-@dataclass(eq=False)
-class _Pending:
-    matrix: Matrix
-    probabilities: bool
-    answer: "asyncio.Future[Scores]"
+class _InPool(Protocol):
+    async def __call__(self, call: Callable[..., _T], *args: Any) -> _T: ...
 
 
 class BatchingScorer:
@@ -81,8 +84,13 @@ class BatchingScorer:
         observe: BatchObserver | None = None,
         *,
         enabled: bool = True,  # False: every model unbatched, whatever its manifest says
+        max_queued: int = 256,  # live requests waiting per model version
+        on_full: Callable[[], None] | None = None,  # told of each request refused for that
     ) -> None:
-        self._limiter = anyio.CapacityLimiter(threads)
+        # An executor rather than anyio's thread pool: cancelling the wait for a call that has
+        # not started yet removes it from the pool's queue, so it never runs.
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="scoring")
+        self._max_queued, self._on_full = max_queued, on_full or _nothing
         self._policy = policy if enabled else UNBATCHED
         self._enabled, self._observe = enabled, observe or _ignore
         self._queues: weakref.WeakKeyDictionary[LoadedModel, _ModelQueue] = (
@@ -97,29 +105,39 @@ class BatchingScorer:
         queue = self._queues.get(model)
         if queue is None:
             policy = self._policy.for_manifest(model.manifest) if self._enabled else UNBATCHED
-            queue = self._queues[model] = _ModelQueue(policy, self._limiter, self._observe)
-        return await queue.score(model, matrix, probabilities)
+            queue = self._queues[model] = _ModelQueue(policy, self._in_pool, self._observe)
+        try:
+            return await queue.score(model, matrix, probabilities, self._max_queued)
+        except OverloadedError:
+            self._on_full()
+            raise
+
+    async def _in_pool(self, call: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call, *args)
+
+    def close(self) -> None:
+        """Calls not started are dropped; a running one finishes in its thread."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _ModelQueue:
     """One version's waiting requests and the task that drains them, one call at a time."""
 
-    def __init__(
-        self, policy: BatchPolicy, limiter: anyio.CapacityLimiter, observe: BatchObserver
-    ) -> None:
-        self._policy, self._limiter, self._observe = policy, limiter, observe
-        self._waiting: deque[_Pending] = deque()
+    def __init__(self, policy: BatchPolicy, in_pool: "_InPool", observe: BatchObserver) -> None:
+        self._policy, self._in_pool, self._observe = policy, in_pool, observe
+        self._waiting: deque[Pending] = deque()
         self._waiting_rows = 0
         self._full = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None  # holds the model only while busy
 
-    async def score(self, model: LoadedModel, matrix: Matrix, probabilities: bool) -> Scores:
+    async def score(
+        self, model: LoadedModel, matrix: Matrix, probabilities: bool, max_queued: int
+    ) -> Scores:
         if not self._policy.merges:
-            return await anyio.to_thread.run_sync(
-                _score_observed, model, matrix, probabilities, self._observe, limiter=self._limiter
-            )
+            return await self._in_pool(score_observed, model, matrix, probabilities, self._observe)
+        self._make_room(max_queued)
         loop = asyncio.get_running_loop()
-        pending = _Pending(matrix, probabilities, loop.create_future())
+        pending = Pending(matrix, probabilities, loop.create_future())
         self._waiting.append(pending)
         self._waiting_rows += len(matrix)
         if self._waiting_rows >= self._policy.max_batch_size:
@@ -128,8 +146,17 @@ class _ModelQueue:
             self._drainer = loop.create_task(self._drain(model))
         return await pending.answer
 
+    def _make_room(self, max_queued: int) -> None:
+        """Drops the places of callers that went away; refuses when the rest fill the queue."""
+        if len(self._waiting) < max_queued:
+            return
+        self._waiting = deque(p for p in self._waiting if not p.answer.done())
+        self._waiting_rows = sum(len(p.matrix) for p in self._waiting)
+        if len(self._waiting) >= max_queued:
+            raise OverloadedError(f"{max_queued} requests already wait for this model version")
+
     async def _drain(self, model: LoadedModel) -> None:
-        batch: list[_Pending] = []
+        batch: list[Pending] = []
         try:
             was_busy = False
             while self._waiting:
@@ -149,9 +176,9 @@ class _ModelQueue:
             with anyio.move_on_after(self._policy.max_delay_ms / 1000):
                 await self._full.wait()
 
-    def _take_batch(self) -> list[_Pending]:
+    def _take_batch(self) -> list[Pending]:
         """Oldest first, up to max_batch_size rows; the first request always goes."""
-        batch: list[_Pending] = []
+        batch: list[Pending] = []
         rows = 0
         while self._waiting:
             head = self._waiting[0]
@@ -166,13 +193,11 @@ class _ModelQueue:
             self._full.clear()
         return batch
 
-    async def _call(self, model: LoadedModel, batch: list[_Pending]) -> list[Scores | Exception]:
-        return await anyio.to_thread.run_sync(
-            score_batch, model, batch, self._observe, limiter=self._limiter
-        )
+    async def _call(self, model: LoadedModel, batch: list[Pending]) -> list[Scores | Exception]:
+        return await self._in_pool(score_batch, model, batch, self._observe)
 
     @staticmethod
-    def _settle(batch: list[_Pending], outcomes: list[Scores | Exception]) -> None:
+    def _settle(batch: list[Pending], outcomes: list[Scores | Exception]) -> None:
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.answer.done():
                 continue
@@ -182,86 +207,11 @@ class _ModelQueue:
                 pending.answer.set_result(outcome)
 
 
-def score_batch(
-    model: LoadedModel, batch: "list[_Pending]", observe: BatchObserver
-) -> list[Scores | Exception]:
-    """Blocking: one estimator call for the whole batch, split back per request.
-
-    If the merged call fails, each request is scored alone, so an error belongs
-    to the request that causes it and every other request still gets its answer.
-    """
-    if len(batch) > 1:
-        started = time.perf_counter()
-        try:
-            answers = _merged(model, batch)
-        except Exception:
-            answers = None  # find out below which request it was
-        observe(model, sum(len(p.matrix) for p in batch), time.perf_counter() - started)
-        if answers is not None:
-            return answers
-    return [_alone(model, pending, observe) for pending in batch]
-
-
-def _alone(model: LoadedModel, pending: _Pending, observe: BatchObserver) -> Scores | Exception:
-    try:
-        return _score_observed(model, pending.matrix, pending.probabilities, observe)
-    except Exception as exc:  # the estimator's own error, handed to its request
-        return exc
-
-
-def _merged(model: LoadedModel, batch: list[_Pending]) -> list[Scores | Exception]:
-    matrix = np.concatenate([p.matrix for p in batch])
-    wanting = [p for p in batch if p.probabilities]
-    if model.compiled is not None:  # one run answers labels and probabilities for every row
-        scores = score_now(model, matrix, bool(wanting))
-        proba = scores.probabilities
-        if proba is not None and len(wanting) < len(batch):
-            proba = np.concatenate([proba[rows] for p, rows in _ranges(batch) if p.probabilities])
-        return _split(batch, scores.predictions, proba)
-    predictions = np.ascontiguousarray(model.estimator.predict(matrix))
-    proba = None
-    if wanting:
-        rows = matrix if len(wanting) == len(batch) else np.concatenate([p.matrix for p in wanting])
-        proba = np.ascontiguousarray(model.estimator.predict_proba(rows), dtype=np.float64)
-    return _split(batch, predictions, proba)
-
-
-def _ranges(batch: list[_Pending]) -> list[tuple[_Pending, slice]]:
-    ranges, start = [], 0
-    for pending in batch:
-        ranges.append((pending, slice(start, start + len(pending.matrix))))
-        start += len(pending.matrix)
-    return ranges
-
-
-def _split(
-    batch: list[_Pending], predictions: npt.NDArray[Any], proba: Matrix | None
-) -> list[Scores | Exception]:
-    """Row ranges back to their requests, in order; probabilities only where asked for."""
-    answers: list[Scores | Exception] = []
-    start = proba_start = 0
-    for pending in batch:
-        stop = start + len(pending.matrix)
-        mine = None
-        if pending.probabilities and proba is not None:
-            mine = proba[proba_start : proba_start + len(pending.matrix)]
-            proba_start += len(pending.matrix)
-        answers.append(Scores(predictions[start:stop], mine))
-        start = stop
-    return answers
-
-
-def _score_observed(
-    model: LoadedModel, matrix: Matrix, probabilities: bool, observe: BatchObserver
-) -> Scores:
-    started = time.perf_counter()
-    try:
-        return score_now(model, matrix, probabilities)
-    finally:
-        observe(model, len(matrix), time.perf_counter() - started)
-
-
 def _ignore(model: LoadedModel, rows: int, seconds: float) -> None:
+    return None
+
+
+def _nothing() -> None:
     return None
 
 
@@ -274,4 +224,11 @@ def build_scorer(settings: Settings, metrics: ServingMetrics) -> BatchingScorer:
         metrics.inference_seconds.labels(*labels, model.runtime).observe(seconds)
 
     policy = BatchPolicy(settings.max_batch_size, settings.max_delay_ms)
-    return BatchingScorer(settings.predict_threads, policy, observe, enabled=settings.batching)
+    return BatchingScorer(
+        settings.predict_threads,
+        policy,
+        observe,
+        enabled=settings.batching,
+        max_queued=settings.max_inflight,
+        on_full=metrics.requests_shed.labels("queue_full").inc,
+    )

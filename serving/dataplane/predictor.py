@@ -1,5 +1,6 @@
 """Predictor: the data plane of /predict. Resolve the version, validate, cache, score, encode."""
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -8,7 +9,12 @@ import numpy as np
 import orjson
 
 from serving.cache.base import CacheUnavailableError, PredictionCache, cache_key
-from serving.core.errors import InvalidInputError, ServingError
+from serving.core.errors import (
+    InvalidInputError,
+    RejectedByModelError,
+    ScoringFailedError,
+    ServingError,
+)
 from serving.core.metrics import ServingMetrics
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
 from serving.dataplane.offload import converts_inline
@@ -16,6 +22,9 @@ from serving.dataplane.scoring import Scorer, Scores
 from serving.dataplane.shadow import ShadowCopier
 from serving.registry.registry import ModelRegistry
 from serving.repository.store import LoadedModel
+
+log = logging.getLogger(__name__)
+_MAX_REFUSAL_CHARS = 1000  # an estimator's message may list every unseen value it met
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,31 @@ class Predictor:
             self._metrics.predictions.labels(*labels, "hit").inc()
             self._metrics.rows.labels(*labels).inc(len(matrix))
             return cached, None, True
-        scores = await self._scorer.score(model, matrix, probabilities)  # times its own calls
+        scores = await self._scored(model, matrix, probabilities)
         payload = encode(manifest.name, manifest.version, scores)
         await self._cache.set(key, payload)
         self._metrics.predictions.labels(*labels, "miss").inc()
         self._metrics.rows.labels(*labels).inc(len(matrix))
         return payload, scores, False
+
+    async def _scored(self, model: LoadedModel, matrix: Matrix, probabilities: bool) -> Scores:
+        """The scorer's answer; the estimator's own ValueError is the caller's (422), anything
+        else it raises is the model's or ours (500, traceback in the log only)."""
+        try:
+            return await self._scorer.score(model, matrix, probabilities)  # times its own calls
+        except ServingError:
+            raise
+        except ValueError as exc:
+            labels = (model.manifest.name, str(model.manifest.version))
+            self._metrics.scoring_errors.labels(*labels, "refused").inc()
+            raise RejectedByModelError(_refusal(labels, exc)) from None
+        except Exception:
+            labels = (model.manifest.name, str(model.manifest.version))
+            self._metrics.scoring_errors.labels(*labels, "failed").inc()
+            log.exception("scoring failed", extra={"model": labels[0], "version": labels[1]})
+            raise ScoringFailedError(
+                f"{labels[0]} v{labels[1]} failed to score these rows; see the server log"
+            ) from None
 
     def _key(self, name: str, version: int, matrix: Matrix, probabilities: bool) -> str:
         # Hashing a 10,000-row matrix costs ~0.2 ms: not worth it when nothing is cached.
@@ -118,6 +146,13 @@ async def _convert(body: PredictBody, model: LoadedModel) -> Matrix:
     return await anyio.to_thread.run_sync(
         to_matrix, body.instances, model.manifest, None, body.boolean_literals
     )
+
+
+def _refusal(labels: tuple[str, str], exc: ValueError) -> str:
+    message = str(exc) or type(exc).__name__
+    if len(message) > _MAX_REFUSAL_CHARS:
+        message = message[:_MAX_REFUSAL_CHARS] + "..."
+    return f"{labels[0]} v{labels[1]} refused these rows: {message}"
 
 
 def encode(name: str, version: int, scores: Scores) -> bytes:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from serving.core.errors import OverloadedError
 from serving.dataplane.batching import BatchingScorer, BatchPolicy
 from serving.dataplane.scoring import Scores
 from serving.repository.manifest import ArtifactInfo, BatchingOverride, Feature, ModelManifest
@@ -322,3 +323,54 @@ async def test_the_queue_of_a_version_no_longer_served_goes_away(observed: list[
     gc.collect()
 
     assert scorer.queue_count == 0
+
+
+async def test_a_full_queue_refuses_the_next_request_and_says_so(observed: list[int]) -> None:
+    estimator = FakeEstimator(hold_first_call=True)
+    full: list[int] = []
+    scorer = BatchingScorer(2, BatchPolicy(), max_queued=3, on_full=lambda: full.append(1))
+    model = _model(estimator)
+    outcomes: list[Scores | BaseException] = []
+
+    async def one(first: float) -> None:
+        try:
+            outcomes.append(await scorer.score(model, _rows(first, 1), False))
+        except OverloadedError as exc:
+            outcomes.append(exc)
+
+    with anyio.fail_after(BOUND_SECONDS):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(one, 0.0)
+            await anyio.to_thread.run_sync(estimator.entered.wait, BOUND_SECONDS)
+            for first in (1.0, 2.0, 3.0, 4.0):  # 3 fill the queue, the 4th is refused
+                tasks.start_soon(one, first)
+                await _settle()
+            refused = [o for o in outcomes if isinstance(o, OverloadedError)]
+            estimator.release.set()
+
+    assert len(refused) == 1 and full == [1]
+    assert estimator.calls == [1, 3]
+    scorer.close()
+
+
+async def test_a_caller_that_stops_waiting_frees_its_place_and_is_never_scored(
+    observed: list[int],
+) -> None:
+    estimator = FakeEstimator(hold_first_call=True)
+    scorer = BatchingScorer(2, BatchPolicy(), max_queued=2)
+    model = _model(estimator)
+
+    with anyio.fail_after(BOUND_SECONDS):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(scorer.score, model, _rows(0.0, 1), False)
+            await anyio.to_thread.run_sync(estimator.entered.wait, BOUND_SECONDS)
+            for first in (POISON, POISON):  # would fail if scored: they must not be
+                with anyio.move_on_after(0.05):
+                    await scorer.score(model, _rows(first, 1), False)
+            tasks.start_soon(scorer.score, model, _rows(5.0, 1), False)
+            tasks.start_soon(scorer.score, model, _rows(6.0, 1), False)
+            await _settle()
+            estimator.release.set()
+
+    assert estimator.calls == [1, 2]  # the two that gave up took no place and no rows
+    scorer.close()

@@ -27,7 +27,15 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": PredictResponse, "description": "Predictions (header X-Cache: HIT or MISS)"},
     404: {"model": ErrorResponse, "description": "Unknown model, version or alias"},
     413: {"model": ErrorResponse, "description": "Body larger than SERVING_MAX_BODY_BYTES"},
-    422: {"model": ErrorResponse, "description": "Invalid body, rows or feature values"},
+    422: {
+        "model": ErrorResponse,
+        "description": "Invalid body, rows or feature values, or rows the model itself refuses",
+    },
+    503: {
+        "model": ErrorResponse,
+        "description": "overloaded: the worker holds SERVING_MAX_INFLIGHT requests (Retry-After)",
+    },
+    504: {"model": ErrorResponse, "description": "timeout: SERVING_REQUEST_TIMEOUT_SECONDS passed"},
 }
 
 

@@ -39,7 +39,7 @@ router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
 _API_KEY = [ApiKeyRequired]
 _ADMIN = [AdminTokenRequired]
 _ERROR = {"description": 'Protocol error: {"error": "<message>"}'}
-_RESPONSES: dict[int | str, dict[str, Any]] = {400: _ERROR, 404: _ERROR, 503: _ERROR}
+_RESPONSES: dict[int | str, dict[str, Any]] = {400: _ERROR, 404: _ERROR, 503: _ERROR, 504: _ERROR}
 _INFER_BODY = {
     "requestBody": {
         "required": True,
