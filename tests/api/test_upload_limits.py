@@ -7,7 +7,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.conftest import ClientFactory, SettingsFactory
-from tests.uploads import ADMIN, ADMIN_TOKEN, signed_iris, upload_parts
+from tests.uploads import ADMIN, ADMIN_TOKEN, parts_of, signed_iris
 
 CHUNK = 16 * 1024
 
@@ -35,9 +35,12 @@ async def test_a_chunked_upload_over_its_limit_is_413_and_stores_nothing(
     signing_key: Ed25519PrivateKey,
 ) -> None:
     signed = signed_iris(registry_dir, signing_key)
-    limit = len(signed.artifact) + 4096
-    big = upload_parts(signed.manifest, signed.artifact + b"\0" * 8192, signed.signature)
-    small = upload_parts(signed.manifest, signed.artifact, signed.signature)
+    small = parts_of(signed)
+    limit = sum(len(part[1]) for part in small.values()) + 4096
+    big = {
+        **small,
+        "artifact": ("model.joblib", signed.artifact + b"\0" * 8192, "application/octet-stream"),
+    }
     settings = settings_for(admin_tokens=[ADMIN_TOKEN], max_upload_bytes=limit)
     async with client_for(settings) as client:
         body, content_type = multipart(big)
