@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=_EXCEPTION_HANDLERS,
     )
     app.include_router(health.router)
-    app.include_router(predict.router, dependencies=[ApiKeyRequired])
+    predict.add_routes(app)
     app.include_router(models.router, dependencies=[ApiKeyRequired])
     app.include_router(management.router)
     app.include_router(v2.router)
