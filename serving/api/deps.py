@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from serving.api.auth import require_admin, require_api_key
+from serving.core.metrics import ServingMetrics
 from serving.core.settings import Settings
 from serving.dataplane.predictor import Predictor
 from serving.registry.management import ModelManagement
@@ -30,6 +31,11 @@ def predictor_of(request: Request) -> Predictor:
 def registry_of(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
+
+
+def metrics_of(request: Request) -> ServingMetrics:
+    metrics: ServingMetrics = request.app.state.metrics
+    return metrics
 
 
 async def get_settings_dep(request: Request) -> Settings:

@@ -21,7 +21,7 @@ from serving.api.deps import (
     registry_of,
     settings_of,
 )
-from serving.api.middleware import LOG_FIELDS
+from serving.api.middleware import LOG_FIELDS, REQUESTED_MODEL
 from serving.api.routes.lean import LeanRoute
 from serving.api.schemas import ErrorResponse, PredictRequest, PredictResponse
 from serving.core.errors import MalformedRequestError
@@ -77,6 +77,7 @@ async def predict(request: Request) -> Response:
     """Score `instances` with `model` (optional when one model is served) at `version`."""
     body = await _read_body(request, _ANY_MODEL)
     name = body.model or registry_of(request).sole_model_name()
+    request.scope[REQUESTED_MODEL] = name
     return _respond(request, await predictor_of(request).predict(name, body))
 
 
