@@ -35,7 +35,7 @@ def _operations(app: FastAPI) -> list[tuple[str, str]]:
     for route in iter_route_contexts(app.routes):
         if isinstance(route.original_route, Mount):  # the docs' static assets
             continue
-        operations += [(method, route.path) for method in sorted(route.methods or [])]
+        operations += [(method, str(route.path)) for method in sorted(route.methods or [])]
     return operations
 
 
