@@ -87,7 +87,8 @@ async def _cpu_per_request(app: Any, args: argparse.Namespace, concurrency: int)
 
     started = time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return (time.process_time() - started) / (per_task * concurrency) * 1e6
+    seconds: float = (time.process_time() - started) / (per_task * concurrency)
+    return seconds * 1e6
 
 
 async def _measure(args: argparse.Namespace) -> dict[str, float]:
