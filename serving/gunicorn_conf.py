@@ -7,6 +7,7 @@ import gc
 import os
 from typing import Any
 
+from serving.core.logging import json_log_config
 from serving.core.metrics import (
     clear_multiprocess_dir,
     forget_worker,
@@ -26,6 +27,10 @@ keepalive = 5  # seconds; above typical load-balancer idle probes
 accesslog = None  # the app logs one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level
+# Every line on stderr is one JSON object, gunicorn's lifecycle lines (and uvicorn's, which
+# the worker class sends to gunicorn's error handlers) included. gunicorn applies this before
+# it logs anything; the app's own configure_logging later takes the root logger over.
+logconfig_dict = json_log_config(_settings.log_level)
 # gunicorn 27's control socket sits at one fixed path per user, so every server on a machine
 # (replicas, tests, benchmarks) would fight over it; nothing here uses gunicornc.
 control_socket_disable = True

@@ -1,37 +1,27 @@
 """create_app(settings): wires the lifespan, middleware, error handlers, routers and /metrics."""
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from serving.api.admission import AdmissionControl
 from serving.api.deps import ApiKeyRequired
+from serving.api.error_handlers import EXCEPTION_HANDLERS
 from serving.api.grpc_hook import grpc_server
 from serving.api.http_metrics import instrument_http
 from serving.api.middleware import GZipIfAccepted, RequestContextMiddleware
 from serving.api.openapi import install_model_examples
-from serving.api.responses import JSONBytes
 from serving.api.routes import health, management, models, predict, traffic, v2
 from serving.cache.base import NullCache, PredictionCache
 from serving.cache.memory import InProcessCache
 from serving.cache.redis_cache import RedisCache
-from serving.core.errors import (
-    MalformedRequestError,
-    MethodNotAllowedError,
-    OverloadedError,
-    RouteNotFoundError,
-    ServingError,
-)
 from serving.core.logging import configure_logging
 from serving.core.metrics import ServingMetrics, exposition
 from serving.core.settings import Settings, get_settings
@@ -44,7 +34,6 @@ from serving.registry.poller import RefreshWakeup, follow_registry
 from serving.registry.registry import ModelRegistry
 from serving.repository.signing import trusted_keys_from
 from serving.repository.store import ModelStore
-from serving.v2.errors import is_protocol_path, protocol_error, protocol_status
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +85,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="serving",
         summary="Versioned scikit-learn models over HTTP",
         lifespan=lifespan,
-        exception_handlers=_EXCEPTION_HANDLERS,
+        exception_handlers=EXCEPTION_HANDLERS,
     )
+    app.state.metrics = metrics
     app.include_router(health.router)
-    app.include_router(predict.router, dependencies=[ApiKeyRequired])
+    predict.add_routes(app)
     app.include_router(models.router, dependencies=[ApiKeyRequired])
     app.include_router(management.router)
     app.include_router(traffic.router)
     app.include_router(v2.router)
     _add_metrics_route(app, metrics)
+    _add_root_redirect(app)
     install_model_examples(app)
     _add_middleware(app, settings, metrics)
     instrument_http(app, metrics.registry)  # outermost: it also sees 413s from the middleware
@@ -117,6 +108,13 @@ def _add_metrics_route(app: FastAPI, metrics: ServingMetrics) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(await anyio.to_thread.run_sync(render), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_root_redirect(app: FastAPI) -> None:
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        """A person who opens the server's address in a browser lands on the API's docs."""
+        return RedirectResponse(app.docs_url or "/docs")
 
 
 def _build_cache(settings: Settings, metrics: ServingMetrics) -> PredictionCache:
@@ -155,56 +153,3 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServingMetrics) -
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
     )
-
-
-def _error(
-    request: Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> Response:
-    if is_protocol_path(request.url.path):  # Open Inference Protocol clients read another shape
-        return JSONBytes(protocol_error(message), protocol_status(status), headers)
-    return JSONBytes({"error": {"code": code, "message": message}}, status, headers)
-
-
-async def _serving_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServingError)
-    headers = _headers_for(exc)
-    return _error(request, exc.status_code, exc.code, str(exc), headers)
-
-
-def _headers_for(exc: ServingError) -> dict[str, str] | None:
-    if exc.status_code == 401:
-        return {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, OverloadedError):
-        return {"Retry-After": str(exc.retry_after_seconds)}
-    return None
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
-    )
-    return _error(request, 422, MalformedRequestError.code, problems or "invalid request")
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 404:
-        return _error(request, 404, RouteNotFoundError.code, f"no route {request.url.path}")
-    if exc.status_code == 405:
-        message = f"{request.method} is not allowed here"
-        return _error(request, 405, MethodNotAllowedError.code, message)
-    return _error(request, exc.status_code, "http_error", str(exc.detail), exc.headers)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", exc_info=exc)
-    return _error(request, 500, "internal_error", "internal error; see the server log")
-
-
-_EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ServingError: _serving_error,
-    RequestValidationError: _validation_error,
-    StarletteHTTPException: _http_error,
-    Exception: _unexpected_error,
-}

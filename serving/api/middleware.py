@@ -19,6 +19,7 @@ from serving.v2.errors import is_protocol_path, protocol_error
 
 log = logging.getLogger("serving.access")
 LOG_FIELDS = "serving.log"  # scope key where routes leave model, version and cache outcome
+REQUESTED_MODEL = "serving.model"  # scope key: the model a body named (error metrics)
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _UPLOAD_PATH = re.compile(r"^/models/[^/]+/versions/?$")
 

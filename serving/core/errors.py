@@ -130,3 +130,10 @@ class RegistryReadOnlyError(ServingError):
 class NotReadyError(ServingError):
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
     code = "not_ready"
+
+
+class UnsupportedEncodingError(ServingError):
+    """A request body in a Content-Encoding the route cannot read."""
+
+    status_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_encoding"

@@ -7,7 +7,12 @@ from typing import Any
 
 import orjson
 
-_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# uvicorn adds color_message: the same text with terminal colour codes
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,6 +28,26 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
+
+
+def json_log_config(level: str) -> dict[str, Any]:
+    """gunicorn's logconfig_dict: its error log (and the root logger) as JSON on stderr.
+
+    gunicorn merges this over its defaults key by key, so each key it has is replaced whole.
+    Its access log gets no handler: the app logs requests itself.
+    """
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": handler},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
 
 
 def configure_logging(level: str) -> None:

@@ -7,6 +7,12 @@ Several gunicorn workers: prometheus_client's multiprocess mode, switched on by 
 PROMETHEUS_MULTIPROC_DIR environment variable before the first metric exists (`serving
 serve` sets one when it starts more than one worker). Every worker writes its samples to
 files there and /metrics merges them, so one scrape counts what all workers did.
+
+Series a dashboard queries exist from start-up at 0 (cache errors by operation and kind, load
+failures of every model in the registry), so a query never confuses "none yet" with "no data".
+A version that is no longer loaded and an alias that no longer exists leave /metrics: their
+children are removed, or in multiprocess mode (where prometheus_client cannot remove a
+child from the workers' files) set to 0 and left out when the files are merged.
 """
 
 import contextlib
@@ -15,7 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 # prometheus_client itself reads this variable (at import), so the setting cannot live in
 # Settings: both must agree, and the library's reading is the one that counts.
@@ -24,6 +32,14 @@ DEFAULT_MULTIPROC_PREFIX = "serving-metrics-"  # temporary directories `serving 
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 10000)
+_CACHE_OPERATIONS = ("get", "set")
+_CACHE_ERROR_KINDS = ("timeout", "connection", "backlog", "other")
+_CACHE_RESULTS = ("hit", "miss", "error")
+# Label of errors on a model route whose model the registry does not hold: a name a caller
+# made up must not become a series (model names never start with an underscore).
+UNKNOWN_MODEL = "_unknown"
+# Gauges whose 0 means "gone": left out of a multiprocess scrape (see _WithoutGoneSeries).
+_ABSENT_AT_ZERO = frozenset({"serving_model_version_loaded", "serving_model_alias_version"})
 
 
 class ServingMetrics:
@@ -82,7 +98,13 @@ class ServingMetrics:
         self.cache_errors = Counter(
             "serving_cache_errors_total",
             "Failed calls to the shared cache (the request went on without it)",
-            ["operation", "error"],  # get|set; timeout|connection|backlog|other
+            ["operation", "error"],
+            registry=registry,
+        )
+        self.request_errors = Counter(
+            "serving_request_errors_total",
+            "Error answers of a model's routes, by model and error code",
+            ["model", "code"],
             registry=registry,
         )
         self.cache_circuit_open = Gauge(
@@ -118,8 +140,16 @@ class ServingMetrics:
             # Set only on change, so the newest value is the newest alias move.
             multiprocess_mode="livemostrecent",
         )
+        self._start_at_zero()
         self._shown_loaded: set[tuple[str, str]] = set()
         self._shown_aliases: dict[tuple[str, str], int] = {}
+
+    def _start_at_zero(self) -> None:
+        for result in _CACHE_RESULTS:
+            self.cache_lookups.labels(result)
+        for operation in _CACHE_OPERATIONS:
+            for kind in _CACHE_ERROR_KINDS:
+                self.cache_errors.labels(operation, kind)
 
     # --- fed by ModelRegistry (it calls these as its observer) ----------------------------
     def model_loaded(self, name: str, seconds: float) -> None:
@@ -131,23 +161,46 @@ class ServingMetrics:
     def registry_changed(
         self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
     ) -> None:
-        """Show what is loaded and where aliases point; what disappeared drops to 0."""
+        """Show what is loaded and where aliases point; what disappeared leaves /metrics."""
+        for name in loaded:
+            self.model_load_failures.labels(name)  # 0 from the start, for every model
         now_loaded = {(name, str(v)) for name, versions in loaded.items() for v in versions}
         for labels in now_loaded - self._shown_loaded:
             self.loaded_versions.labels(*labels).set(1)
         for labels in self._shown_loaded - now_loaded:
-            self.loaded_versions.labels(*labels).set(0)
+            _hide(self.loaded_versions, labels)
         self._shown_loaded = now_loaded
         now_aliases = {(n, a): v for n, table in aliases.items() for a, v in table.items()}
         for labels in self._shown_aliases.keys() - now_aliases.keys():
-            self.alias_version.labels(*labels).set(0)
+            _hide(self.alias_version, labels)
         for labels, version in now_aliases.items():
             if self._shown_aliases.get(labels) != version:
                 self.alias_version.labels(*labels).set(version)
         self._shown_aliases = now_aliases
 
 
-# Request latencies: hits answer in well under a millisecond, big batches take seconds.
+def _hide(gauge: Gauge, labels: tuple[str, str]) -> None:
+    if multiprocess_dir() is None:
+        gauge.remove(*labels)
+    else:  # the workers' files keep every child: 0 marks it gone (_WithoutGoneSeries)
+        gauge.labels(*labels).set(0)
+
+
+class _WithoutGoneSeries(Collector):
+    """The merged samples of every worker, less the gauges whose 0 means gone."""
+
+    def __init__(self, directory: Path) -> None:
+        self._merged = CollectorRegistry()  # the collector re-reads the files on every scrape
+        MultiProcessCollector(self._merged, path=str(directory))  # type: ignore[no-untyped-call]
+
+    def collect(self) -> list[Metric]:
+        families = list(self._merged.collect())
+        for family in families:
+            if family.name in _ABSENT_AT_ZERO:
+                family.samples = [sample for sample in family.samples if sample.value != 0]
+        return families
+
+
 def exposition(registry: CollectorRegistry) -> Callable[[], bytes]:
     """Renders /metrics: this process's registry, or every worker's files merged.
 
@@ -156,8 +209,7 @@ def exposition(registry: CollectorRegistry) -> Callable[[], bytes]:
     directory = multiprocess_dir()
     if directory is None:
         return lambda: generate_latest(registry)
-    merged = CollectorRegistry()  # the collector re-reads the files on every scrape
-    MultiProcessCollector(merged, path=str(directory))  # type: ignore[no-untyped-call]
+    merged = _WithoutGoneSeries(directory)
     return lambda: generate_latest(merged)
 
 

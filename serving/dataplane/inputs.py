@@ -146,21 +146,41 @@ def to_matrix(
         return check_values(prebuilt_matrix, manifest)
     if isinstance(instances[0], dict) and all(isinstance(row, dict) for row in instances):
         instances = _rows_by_name(instances, manifest.feature_names)
-    return check_values(_numeric(instances, manifest.n_features, literals), manifest)
+    names = manifest.feature_names
+    return check_values(_numeric(instances, manifest.n_features, literals, names), manifest)
 
 
 def check_values(matrix: Matrix, manifest: ModelManifest) -> Matrix:
-    """NaN (a missing value) only where the model takes it; infinity never."""
-    if not manifest.accepts_nan and not np.isfinite(matrix).all():
-        raise InvalidInputError(
-            f"{manifest.name} cannot take NaN, infinity or null values; send finite numbers"
-        )
-    if manifest.accepts_nan and np.isinf(matrix).any():
-        raise InvalidInputError("infinity is not a valid feature value")
+    """NaN (a missing value, JSON null) only where the model takes it; infinity never."""
+    if not manifest.accepts_nan and not (finite := np.isfinite(matrix)).all():
+        row, feature = np.argwhere(~finite)[0]
+        what = "infinity" if np.isinf(matrix[row, feature]) else "a missing value (null or NaN)"
+        where = _cell(int(row), int(feature), manifest.feature_names)
+        raise InvalidInputError(f"{where}: {what}; {manifest.name} takes finite numbers only")
+    if manifest.accepts_nan and (infinite := np.isinf(matrix)).any():
+        row, feature = np.argwhere(infinite)[0]
+        where = _cell(int(row), int(feature), manifest.feature_names)
+        raise InvalidInputError(f"{where}: infinity is not a valid feature value")
     return matrix
 
 
-def _numeric(rows: list[Any], n_features: int, literals: BooleanLiterals | None) -> Matrix:
+def _cell(row: int, feature: int, names: list[str] | None) -> str:
+    """Where a bad value is, as a caller finds it: row number, feature number and name."""
+    name = f" ({names[feature]})" if names else ""
+    return f"row {row}, feature {feature}{name}"
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."  # the caller sent it: keep it short
+
+
+def _numeric(
+    rows: list[Any],
+    n_features: int,
+    literals: BooleanLiterals | None,
+    names: list[str] | None = None,
+) -> Matrix:
     try:
         # One C-level pass; builds a ragged or non-numeric array only on bad input.
         array = np.array(rows)
@@ -176,31 +196,31 @@ def _numeric(rows: list[Any], n_features: int, literals: BooleanLiterals | None)
         if (cell := first_boolean(array, rows, literals)) is not None:
             row, feature = cell
             value = rows[row][feature]
-            raise InvalidInputError(f"row {row}, feature {feature}: {value!r} is not a number")
+            raise InvalidInputError(f"{_cell(row, feature, names)}: {value!r} is not a number")
         return array.astype(np.float64, copy=False)
-    if array.dtype.kind == "O":
-        return _numeric_objects(array)
-    raise InvalidInputError("every feature value must be a number")
+    if array.dtype.kind != "O":  # strings or booleans, alone or among numbers
+        array = np.array(rows, dtype=object)
+    return _numeric_objects(array, names)
 
 
-def _numeric_objects(array: npt.NDArray[Any]) -> Matrix:
+def _numeric_objects(array: npt.NDArray[Any], names: list[str] | None) -> Matrix:
     """Mixed cells: numbers and nulls (missing values) only; booleans and strings are refused."""
     out = np.empty(array.shape, dtype=np.float64)
-    for index, cell in np.ndenumerate(array):
+    for (row, feature), cell in np.ndenumerate(array):
         if cell is None:
-            out[index] = math.nan
+            out[row, feature] = math.nan
         elif isinstance(cell, int | float) and not isinstance(cell, bool):
-            out[index] = _as_float(cell, index)
+            out[row, feature] = _as_float(cell, _cell(row, feature, names))
         else:
-            raise InvalidInputError(f"row {index[0]}, feature {index[1]}: {cell!r} is not a number")
+            raise InvalidInputError(f"{_cell(row, feature, names)}: {_shown(cell)} is not a number")
     return out
 
 
-def _as_float(cell: float, index: tuple[int, ...]) -> float:
+def _as_float(cell: float, where: str) -> float:
     try:
         return float(cell)
     except OverflowError:
-        raise InvalidInputError(f"row {index[0]}, feature {index[1]}: number too large") from None
+        raise InvalidInputError(f"{where}: number too large") from None
 
 
 def _shape_problem(rows: list[Any], n_features: int) -> str:

@@ -22,7 +22,9 @@ async def _scrape(client: httpx.AsyncClient) -> Samples:
     return parse(answer.text)
 
 
-async def _wait_for(client: httpx.AsyncClient, name: str, value: float, **labels: str) -> Samples:
+async def _wait_for(
+    client: httpx.AsyncClient, name: str, value: float | None, **labels: str
+) -> Samples:
     deadline = time.monotonic() + 10
     while True:
         samples = await _scrape(client)
@@ -86,7 +88,7 @@ async def test_alias_moves_and_failed_loads_reach_the_metrics(
             client, "serving_model_alias_version", 3, model="iris", alias="production"
         )
 
-    assert _value(started, "serving_model_load_failures_total", model="iris") is None
+    assert _value(started, "serving_model_load_failures_total", model="iris") == 0
     assert _value(moved, "serving_model_version_loaded", model="iris", version="2") == 1
     assert _value(moved, "serving_model_version_loaded", model="iris", version="3") is None
     assert _value(failed, "serving_model_load_failures_total", model="iris") == 1
@@ -107,14 +109,86 @@ async def test_unknown_paths_models_and_request_ids_create_no_series(
     after = await _scrape(client)
 
     new_series = after.keys() - before.keys()
-    handlers = {dict(labels).get("handler") for _, labels in new_series}
-    assert handlers <= {"none", "/models/{name}/predict", None}
-    by_model = {(name, dict(labels).get("model")) for name, labels in new_series}
+    handlers = {dict(labels)["handler"] for _, labels in new_series if "handler" in dict(labels)}
+    assert handlers <= {"none", "/models/{name}/predict"}
+    error_models = {
+        dict(labels)["model"] for n, labels in new_series if n.startswith("serving_req")
+    }
+    assert error_models <= {"_unknown", "iris"}
     # Errors by version (for canary vs production): a series per model, version and code.
-    assert {pair for pair in by_model if pair[1] is not None} <= {
+    by_version = {
+        (n, dict(labels)["model"]) for n, labels in new_series if n.startswith("serving_pred")
+    }
+    assert by_version <= {
         ("serving_prediction_errors_total", "iris"),
         ("serving_prediction_errors_created", "iris"),
     }
     assert len(new_series) < 30  # a fixed set: a 4xx series per handler, not one per request
     shown = "".join(f"{name}{sorted(labels)}" for name, labels in after)
     assert not any(secret in shown for secret in secrets)
+
+
+async def test_series_the_dashboard_reads_exist_at_zero_from_start_up(
+    client: httpx.AsyncClient,
+) -> None:
+    samples = await _scrape(client)
+
+    for name in ("iris", "breast_cancer", "diabetes"):
+        assert _value(samples, "serving_model_load_failures_total", model=name) == 0
+    for operation in ("get", "set"):
+        for kind in ("timeout", "connection", "backlog", "other"):
+            labels = {"operation": operation, "error": kind}
+            assert _value(samples, "serving_cache_errors_total", **labels) == 0
+    for result in ("hit", "miss", "error"):
+        assert _value(samples, "serving_cache_lookups_total", result=result) == 0
+
+
+async def test_a_removed_alias_and_a_deleted_version_leave_the_metrics(
+    client_for: ClientFactory,
+    settings_for: SettingsFactory,
+    registry_dir: Path,
+    signing_key: Ed25519PrivateKey,
+) -> None:
+    settings = settings_for()
+    store = ModelStore(registry_dir, trusted_keys_from(settings))
+    train("iris", registry_dir, signing_key)  # v2
+    store.set_alias("iris", "production", 1)
+    store.set_alias("iris", "canary", 2)
+
+    async with client_for(settings) as client:
+        answer = await client.post("/models/iris/versions/2/predict", json={"instances": [[1] * 4]})
+        assert answer.status_code == 200  # v2 is now loaded too
+        shown = await _wait_for(
+            client, "serving_model_version_loaded", 1, model="iris", version="2"
+        )
+        store.remove_alias("iris", "canary")
+        store.delete_version("iris", 2)
+        gone = await _wait_for(
+            client, "serving_model_alias_version", None, model="iris", alias="canary"
+        )
+
+    assert _value(shown, "serving_model_alias_version", model="iris", alias="canary") == 2
+    assert _value(gone, "serving_model_alias_version", model="iris", alias="canary") is None
+    assert _value(gone, "serving_model_version_loaded", model="iris", version="2") is None
+    assert _value(gone, "serving_model_version_loaded", model="iris", version="1") == 1
+
+
+async def test_errors_of_model_routes_are_counted_by_model_and_code(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/models/iris/predict", json={"instances": [[1, 2, 3]]})
+    await client.post("/models/iris/predict", json={"instances": [[1, 2, 3]]})
+    await client.post("/predict", json={"model": "diabetes", "instances": [[1]]})
+    await client.post("/models/iris/versions/9/predict", json={"instances": [[1, 2, 3, 4]]})
+    await client.post("/v2/models/iris/infer", content=b"{")
+    await client.post("/models/no-such-model/predict", json={"instances": [[1]]})
+    await client.get("/models/iris/nothing-here")  # no route: not a model's error
+    samples = await _scrape(client)
+
+    errors = "serving_request_errors_total"
+    assert _value(samples, errors, model="iris", code="invalid_input") == 2
+    assert _value(samples, errors, model="diabetes", code="invalid_input") == 1
+    assert _value(samples, errors, model="iris", code="version_not_found") == 1
+    assert _value(samples, errors, model="iris", code="malformed_request") == 1
+    assert _value(samples, errors, model="_unknown", code="model_not_found") == 1
+    assert sum(v for (name, _), v in samples.items() if name == errors) == 6

@@ -1,6 +1,8 @@
-"""gunicorn's `when_ready` hook: what every worker inherits from the master's garbage collector.
+"""gunicorn_conf.py: what every worker inherits from the master's garbage collector
+(`when_ready`), and the log configuration gunicorn applies (`logconfig_dict`).
 
-Run in a child interpreter: the hook freezes and retunes the collector of the whole process.
+Run in a child interpreter: the hook freezes and retunes the collector of the whole process,
+and dictConfig rewires its loggers.
 """
 
 import json
@@ -41,3 +43,31 @@ def test_the_master_freezes_its_objects_and_raises_the_young_generation_threshol
     assert default["threshold"] == [50_000, 10, 10]  # older generations keep Python's default
     assert configured["threshold"] == [12345, 10, 10]
     assert isinstance(default["frozen"], int) and default["frozen"] > 10_000
+
+
+_LOG_PROBE = """
+import logging, logging.config
+import serving.gunicorn_conf as conf
+logging.config.dictConfig(conf.logconfig_dict)
+logging.getLogger("gunicorn.error").info("Booting worker with pid: %d", 42)
+logging.getLogger("gunicorn.access").info("an access line gunicorn must not write")
+logging.getLogger("uvicorn.error").warning("Waiting for application startup.")
+"""
+
+
+def test_gunicorn_and_uvicorn_lines_are_one_json_object_each_on_stderr() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LOG_PROBE],
+        env=_without_gc_setting(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(r["logger"], r["msg"]) for r in records] == [
+        ("gunicorn.error", "Booting worker with pid: 42"),
+        ("uvicorn.error", "Waiting for application startup."),
+    ]
+    assert done.stdout == ""

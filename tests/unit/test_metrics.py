@@ -1,4 +1,4 @@
-"""ServingMetrics fed by the registry: loaded versions and aliases, and what drops to 0."""
+"""ServingMetrics fed by the registry: loaded versions and aliases, and what leaves /metrics."""
 
 from pathlib import Path
 
@@ -11,14 +11,14 @@ def _value(metrics: ServingMetrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-def test_registry_changes_show_loaded_versions_and_unloaded_ones_drop_to_zero() -> None:
+def test_registry_changes_show_loaded_versions_and_unloaded_ones_disappear() -> None:
     metrics = ServingMetrics(CollectorRegistry())
 
     metrics.registry_changed({"iris": [1, 2]}, {})
     metrics.registry_changed({"iris": [2]}, {})
 
     assert _value(metrics, "serving_model_version_loaded", model="iris", version="2") == 1
-    assert _value(metrics, "serving_model_version_loaded", model="iris", version="1") == 0
+    assert _value(metrics, "serving_model_version_loaded", model="iris", version="1") is None
 
 
 def test_alias_moves_and_removals_are_shown() -> None:
@@ -28,7 +28,7 @@ def test_alias_moves_and_removals_are_shown() -> None:
     metrics.registry_changed({"iris": [1]}, {"iris": {"production": 2}})
 
     assert _value(metrics, "serving_model_alias_version", model="iris", alias="production") == 2
-    assert _value(metrics, "serving_model_alias_version", model="iris", alias="canary") == 0
+    assert _value(metrics, "serving_model_alias_version", model="iris", alias="canary") is None
 
 
 def test_model_loads_and_failures_are_counted_by_model() -> None:

@@ -10,12 +10,14 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health/live")
+@router.head("/health/live", include_in_schema=False)
 async def live() -> JSONBytes:
     """200 while the process answers. Checks no dependency, so an outage restarts nothing."""
     return JSONBytes({"status": "live"})
 
 
 @router.get("/health/ready", responses={503: {"description": "No model loaded yet"}})
+@router.head("/health/ready", include_in_schema=False)
 async def ready(registry: RegistryDep) -> JSONBytes:
     """200 once every model in the registry has been tried and at least one serves."""
     if not registry.is_ready():

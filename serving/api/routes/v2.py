@@ -51,17 +51,19 @@ _INFER_BODY = {
 
 
 # --- server --------------------------------------------------------------------------------
-@router.get("")
+@router.get("", dependencies=_API_KEY)
 async def get_server_metadata() -> JSONBytes:
     return JSONBytes(server_metadata())
 
 
 @router.get("/health/live")
+@router.head("/health/live", include_in_schema=False)
 async def server_live() -> JSONBytes:
     return JSONBytes({"live": True})
 
 
 @router.get("/health/ready", responses=_RESPONSES)
+@router.head("/health/ready", include_in_schema=False)
 async def server_ready(registry: RegistryDep) -> JSONBytes:
     """200 once every model has been tried and at least one serves; 503 before."""
     if not registry.is_ready():
