@@ -15,7 +15,8 @@ import orjson
 
 from serving.core.errors import InvalidInputError, MalformedRequestError, TooManyRowsError
 from serving.dataplane.booleans import BooleanWords, first_boolean
-from serving.repository.manifest import MODEL_NAME_RE, ModelManifest
+from serving.repository.manifest import ModelManifest
+from serving.repository.names import is_valid_name, is_version_number
 
 Matrix = npt.NDArray[np.float64]
 VersionSpec = int | str | None
@@ -78,9 +79,9 @@ def parse_version(value: object) -> VersionSpec:
     if isinstance(value, int) and value >= 1:
         return value
     if isinstance(value, str):
-        if value.isdigit() and int(value) >= 1:
+        if is_version_number(value) and int(value) >= 1:
             return int(value)
-        if MODEL_NAME_RE.match(value):
+        if is_valid_name(value):
             return value
     raise MalformedRequestError("version must be a positive integer or an alias name")
 
