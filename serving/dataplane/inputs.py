@@ -14,6 +14,7 @@ import numpy.typing as npt
 import orjson
 
 from serving.core.errors import InvalidInputError, MalformedRequestError, TooManyRowsError
+from serving.core.quoting import shown, shown_names
 from serving.dataplane.booleans import BooleanWords, first_boolean
 from serving.repository.manifest import ModelManifest
 from serving.repository.names import is_valid_name, is_version_number
@@ -46,7 +47,7 @@ def parse_predict_body(
     document = decode_object(raw)
     unknown = sorted(set(document) - (allowed & _FIELDS))
     if unknown:
-        raise MalformedRequestError(f"unknown field(s): {', '.join(unknown)}")
+        raise MalformedRequestError(f"unknown field(s): {shown_names(unknown)}")
     instances = _instances(document.get("instances"), max_rows)
     words = BooleanWords(raw, elsewhere=int(isinstance(document.get("probabilities"), bool)))
     return PredictBody(
@@ -188,7 +189,9 @@ def _numeric_objects(array: npt.NDArray[Any]) -> Matrix:
         elif isinstance(cell, int | float) and not isinstance(cell, bool):
             out[index] = _as_float(cell, index)
         else:
-            raise InvalidInputError(f"row {index[0]}, feature {index[1]}: {cell!r} is not a number")
+            raise InvalidInputError(
+                f"row {index[0]}, feature {index[1]}: {shown(cell)} is not a number"
+            )
     return out
 
 
@@ -212,8 +215,8 @@ def _rows_by_name(rows: list[dict[str, Any]], names: list[str]) -> list[list[Any
     ordered = []
     for number, row in enumerate(rows):
         if row.keys() != expected:
-            missing = sorted(expected - row.keys())
-            unknown = sorted(row.keys() - expected)
+            missing = shown_names(sorted(expected - row.keys()))
+            unknown = shown_names(sorted(row.keys() - expected))
             raise InvalidInputError(
                 f"row {number}: missing features {missing}, unknown features {unknown}"
             )
