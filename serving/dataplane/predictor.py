@@ -13,6 +13,7 @@ from serving.core.metrics import ServingMetrics
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
 from serving.dataplane.scoring import Scorer, Scores
 from serving.registry.registry import ModelRegistry
+from serving.repository.manifest import ModelManifest
 from serving.repository.store import LoadedModel
 
 # Bodies larger than this are converted in a worker thread, so a 10,000-row request
@@ -67,7 +68,7 @@ class Predictor:
         """The encoded /predict answer from the cache or the scorer; Scores only when scored."""
         manifest = model.manifest
         labels = (manifest.name, str(manifest.version))
-        key = self._key(manifest.name, manifest.version, matrix, probabilities)
+        key = self._key(manifest, matrix, probabilities)
         cached = await self._lookup(key)
         if cached is not None:
             self._metrics.predictions.labels(*labels, "hit").inc()
@@ -80,11 +81,12 @@ class Predictor:
         self._metrics.rows.labels(*labels).inc(len(matrix))
         return payload, scores, False
 
-    def _key(self, name: str, version: int, matrix: Matrix, probabilities: bool) -> str:
+    def _key(self, manifest: ModelManifest, matrix: Matrix, probabilities: bool) -> str:
         # Hashing a 10,000-row matrix costs ~0.2 ms: not worth it when nothing is cached.
         if not self._cache.is_enabled:
             return ""
-        return cache_key(name, version, matrix, probabilities)
+        artifact = manifest.artifact.sha256
+        return cache_key(manifest.name, manifest.version, artifact, matrix, probabilities)
 
     async def _lookup(self, key: str) -> bytes | None:
         try:
