@@ -14,6 +14,7 @@ from serving.core.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
 from serving.core.settings import Settings
 from serving.remote import ModelListing, RemoteRegistry
 from serving.repository.aliases import DEFAULT_ALIAS
+from serving.repository.names import check_alias_name
 
 if TYPE_CHECKING:  # imported lazily: `serve` should not load scikit-learn before exec
     from serving.repository.store import ModelStore
@@ -113,6 +114,8 @@ def _train(args: argparse.Namespace) -> int:
     if not names:
         print("error: name a model or pass --all", file=sys.stderr)
         return 2
+    if args.promote:
+        check_alias_name(args.promote)  # before anything is trained and published
     key = load_or_create_private_key(settings.signing_key_file)
     store = _local_store(settings)
     for name in names:
@@ -128,6 +131,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _push(args: argparse.Namespace) -> int:
     """Sign with the local signing key, then publish locally or upload to --url."""
+    if args.promote:
+        check_alias_name(args.promote)  # before anything is published
     signed = _signed_version(args, Settings())
     manifest = signed.manifest
     with _target(args) as target:
