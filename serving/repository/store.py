@@ -30,7 +30,12 @@ from serving.repository.aliases import ALIAS_FILE, DEFAULT_ALIAS, AliasTable
 from serving.repository.artifacts import deserialize, verify_artifact
 from serving.repository.files import read_optional, writable, write_durably
 from serving.repository.manifest import MANIFEST_FILE, SIGNATURE_FILE, ModelManifest
-from serving.repository.names import check_alias_name, check_model_name, is_valid_name
+from serving.repository.names import (
+    check_alias_name,
+    check_model_name,
+    is_valid_name,
+    is_version_number,
+)
 from serving.repository.signing import TrustedKeys
 
 _LOCK_FILE = ".lock"
@@ -75,9 +80,7 @@ class ModelStore:
             return sorted(
                 int(entry.name)
                 for entry in model_dir.iterdir()
-                if entry.name.isascii()
-                and entry.name.isdigit()
-                and (entry / MANIFEST_FILE).is_file()
+                if is_version_number(entry.name) and (entry / MANIFEST_FILE).is_file()
             )
         except OSError as exc:
             raise ModelLoadError(f"{model_dir}: cannot list versions: {exc.strerror}") from exc
