@@ -42,6 +42,16 @@ def _workers_serving(server: ServerProcess, model: str, version: int) -> set[int
     return pids
 
 
+def _both_workers_started(server: ServerProcess) -> set[int]:
+    """Ready means one worker serves; wait (bounded) until both have loaded diabetes v1."""
+    deadline = time.monotonic() + _WAIT_SECONDS
+    while len(started := _workers_serving(server, "diabetes", 1)) < 2:
+        assert time.monotonic() < deadline, server.log()[-3000:]
+        time.sleep(0.1)
+    assert started == worker_pids(server.process.pid)
+    return started
+
+
 def _versions_answered(url: str, model: str, row: list[float], count: int) -> set[int]:
     versions = set()
     with httpx.Client(base_url=url, timeout=10) as client:
@@ -70,8 +80,7 @@ def test_a_promotion_reaches_every_worker_while_alias_tables_are_garbage(
         "SERVING_POLL_INTERVAL_SECONDS": "0.2",
     }
     with running_server(env, tmp_path / "server.log", workers=2) as server:
-        workers = worker_pids(server.process.pid)
-        assert len(workers) == 2
+        workers = _both_workers_started(server)
         (registry_dir / "iris" / ALIAS_FILE).write_bytes(GARBAGE)
         shutil.copytree(registry_dir / "diabetes" / "1", registry_dir / "diabetes" / "2")
         store = ModelStore(registry_dir, TrustedKeys([signing_key.public_key()]))
