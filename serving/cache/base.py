@@ -10,19 +10,28 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-KEY_PREFIX = "pred:v1"  # bump when the stored answer format changes
+KEY_PREFIX = "pred:v2"  # bump when the key's parts or the stored answer format change
 
 
-def cache_key(name: str, version: int, matrix: npt.NDArray[np.float64], probabilities: bool) -> str:
-    """Key of one answer: model, resolved version, what was asked for, and the rows.
+def cache_key(
+    name: str,
+    version: int,
+    artifact_sha256: str,
+    matrix: npt.NDArray[np.float64],
+    probabilities: bool,
+) -> str:
+    """Key of one answer: model, resolved version, the artifact's identity, what was asked
+    for, and the rows.
 
+    The artifact's sha256 is there because a name and a version number do not identify a
+    model: two registries sharing one Redis may each hold a different iris v1.
     The rows are hashed after conversion to the float64 feature matrix, so key order in
     by-name rows and `1` versus `1.0` give the same key.
     """
     digest = hashlib.sha256(f"{matrix.shape}".encode())
     digest.update(np.ascontiguousarray(matrix).tobytes())
     wanted = "proba" if probabilities else "labels"
-    return f"{KEY_PREFIX}:{name}:{version}:{wanted}:{digest.hexdigest()}"
+    return f"{KEY_PREFIX}:{name}:{version}:{artifact_sha256}:{wanted}:{digest.hexdigest()}"
 
 
 class CacheUnavailableError(Exception):

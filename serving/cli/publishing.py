@@ -11,6 +11,7 @@ from serving.cli.targets import add_target_flags, announce, local_store, target
 from serving.core.errors import InvalidInputError, ServingError
 from serving.core.settings import Settings
 from serving.remote import RemoteRegistry
+from serving.repository.names import check_alias_name
 
 if TYPE_CHECKING:  # imported when used: scikit-learn takes a second to import
     from training.publish import SignedVersion
@@ -72,6 +73,8 @@ def train_demo_models(args: argparse.Namespace) -> int:
     if not names:
         print("error: name a model or pass --all", file=sys.stderr)
         return 2
+    if args.promote:
+        check_alias_name(args.promote)  # before anything is trained and published
     key = load_or_create_private_key(settings.signing_key_file)
     store = local_store(settings)
     for name in names:
@@ -87,6 +90,8 @@ def train_demo_models(args: argparse.Namespace) -> int:
 
 def push_file(args: argparse.Namespace) -> int:
     """Sign with the local signing key, then publish locally or upload to --url."""
+    if args.promote:
+        check_alias_name(args.promote)  # before anything is published
     signed = _signed_version(args, load_settings())
     manifest = signed.manifest
     with target(args) as registry:

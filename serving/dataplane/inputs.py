@@ -14,8 +14,10 @@ import numpy.typing as npt
 import orjson
 
 from serving.core.errors import InvalidInputError, MalformedRequestError, TooManyRowsError
+from serving.core.quoting import shown, shown_names
 from serving.dataplane.booleans import BooleanLiterals, first_boolean
-from serving.repository.manifest import MODEL_NAME_RE, ModelManifest
+from serving.repository.manifest import ModelManifest
+from serving.repository.names import is_valid_name, is_version_number
 
 Matrix = npt.NDArray[np.float64]
 VersionSpec = int | str | None
@@ -45,7 +47,7 @@ def parse_predict_body(
     document = decode_object(raw)
     unknown = sorted(set(document) - (allowed & _FIELDS))
     if unknown:
-        raise MalformedRequestError(f"unknown field(s): {', '.join(unknown)}")
+        raise MalformedRequestError(f"unknown field(s): {shown_names(unknown)}")
     instances = _instances(document.get("instances"), max_rows)
     literals = BooleanLiterals(
         raw, outside_rows=int(isinstance(document.get("probabilities"), bool))
@@ -80,9 +82,9 @@ def parse_version(value: object) -> VersionSpec:
     if isinstance(value, int) and value >= 1:
         return value
     if isinstance(value, str):
-        if value.isdigit() and int(value) >= 1:
+        if is_version_number(value) and int(value) >= 1:
             return int(value)
-        if MODEL_NAME_RE.match(value):
+        if is_valid_name(value):
             return value
     raise MalformedRequestError("version must be a positive integer or an alias name")
 
@@ -170,11 +172,6 @@ def _cell(row: int, feature: int, names: list[str] | None) -> str:
     return f"row {row}, feature {feature}{name}"
 
 
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."  # the caller sent it: keep it short
-
-
 def _numeric(
     rows: list[Any],
     n_features: int,
@@ -212,7 +209,7 @@ def _numeric_objects(array: npt.NDArray[Any], names: list[str] | None) -> Matrix
         elif isinstance(cell, int | float) and not isinstance(cell, bool):
             out[row, feature] = _as_float(cell, _cell(row, feature, names))
         else:
-            raise InvalidInputError(f"{_cell(row, feature, names)}: {_shown(cell)} is not a number")
+            raise InvalidInputError(f"{_cell(row, feature, names)}: {shown(cell)} is not a number")
     return out
 
 
@@ -236,8 +233,8 @@ def _rows_by_name(rows: list[dict[str, Any]], names: list[str]) -> list[list[Any
     ordered = []
     for number, row in enumerate(rows):
         if row.keys() != expected:
-            missing = sorted(expected - row.keys())
-            unknown = sorted(row.keys() - expected)
+            missing = shown_names(sorted(expected - row.keys()))
+            unknown = shown_names(sorted(row.keys() - expected))
             raise InvalidInputError(
                 f"row {number}: missing features {missing}, unknown features {unknown}"
             )

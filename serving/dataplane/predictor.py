@@ -21,6 +21,7 @@ from serving.dataplane.offload import converts_inline
 from serving.dataplane.scoring import Scorer, Scores
 from serving.dataplane.shadow import ShadowCopier
 from serving.registry.registry import ModelRegistry
+from serving.repository.manifest import ModelManifest
 from serving.repository.store import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class Predictor:
         """The encoded /predict answer from the cache or the scorer; Scores only when scored."""
         manifest = model.manifest
         labels = (manifest.name, str(manifest.version))
-        key = self._key(manifest.name, manifest.version, matrix, probabilities)
+        key = self._key(manifest, matrix, probabilities)
         cached = await self._lookup(key)
         if cached is not None:
             self._metrics.predictions.labels(*labels, "hit").inc()
@@ -121,11 +122,12 @@ class Predictor:
                 f"{labels[0]} v{labels[1]} failed to score these rows; see the server log"
             ) from None
 
-    def _key(self, name: str, version: int, matrix: Matrix, probabilities: bool) -> str:
+    def _key(self, manifest: ModelManifest, matrix: Matrix, probabilities: bool) -> str:
         # Hashing a 10,000-row matrix costs ~0.2 ms: not worth it when nothing is cached.
         if not self._cache.is_enabled:
             return ""
-        return cache_key(name, version, matrix, probabilities)
+        artifact = manifest.artifact.sha256
+        return cache_key(manifest.name, manifest.version, artifact, matrix, probabilities)
 
     async def _lookup(self, key: str) -> bytes | None:
         try:

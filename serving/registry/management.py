@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import anyio
 from pydantic import ValidationError
 
-from serving.core.errors import ArtifactRejectedError, InvalidInputError
+from serving.core.errors import ArtifactRejectedError
 from serving.registry.notify import ChangeNotifier
-from serving.repository.manifest import MODEL_NAME_RE, ModelManifest
+from serving.repository.manifest import ModelManifest
 from serving.repository.store import ModelStore
 from serving.repository.traffic import TrafficTable
 
@@ -43,15 +43,6 @@ def parse_manifest(name: str, raw: bytes) -> ModelManifest:
     return manifest
 
 
-def check_alias_name(alias: str) -> None:
-    # All-digit names would be read back as version numbers, so they cannot be aliases.
-    if not MODEL_NAME_RE.match(alias) or alias.isdigit():
-        raise InvalidInputError(
-            f"invalid alias {alias!r}: use lowercase letters, digits, '-' and '_', "
-            "starting with a letter or digit, and not only digits"
-        )
-
-
 class ModelManagement:
     """Changes to the registry on disk, each followed by a change notice."""
 
@@ -70,7 +61,6 @@ class ModelManagement:
         return version
 
     async def set_alias(self, name: str, alias: str, version: int) -> None:
-        check_alias_name(alias)
         await anyio.to_thread.run_sync(self._store.set_alias, name, alias, version)
         await self._notifier.changed(name)
 

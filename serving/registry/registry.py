@@ -10,9 +10,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from dataclasses import replace
 
 import anyio
 
@@ -23,35 +21,17 @@ from serving.core.errors import (
     NotReadyError,
     ServingError,
 )
+from serving.registry.retries import LoadRetries
+from serving.registry.state import ModelState, RegistryObserver, fallbacks, version_of
 from serving.registry.traffic import split_alias
 from serving.registry.traffic_follow import read_traffic
-from serving.repository.aliases import DEFAULT_ALIAS, AliasTable
-from serving.repository.loader import LoadObserver, VerifiedLoader
+from serving.repository.aliases import AliasTable
+from serving.repository.loader import VerifiedLoader
 from serving.repository.manifest import ModelManifest
 from serving.repository.store import LoadedModel, ModelStore
-from serving.repository.traffic import DEFAULT_TRAFFIC, TrafficTable
 
+__all__ = ["ModelRegistry", "ModelState", "RegistryObserver"]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """One model as this worker sees it. Immutable: a change builds a new one."""
-
-    name: str
-    served: LoadedModel | None  # what a request naming no version gets
-    aliases: dict[str, int] = field(default_factory=dict)
-    versions: tuple[int, ...] = ()
-    failures: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
-    traffic: TrafficTable = DEFAULT_TRAFFIC  # how requests naming no version are split
-
-
-class RegistryObserver(LoadObserver, Protocol):
-    """Told about loads and about what is served, e.g. to keep metrics (ServingMetrics)."""
-
-    def registry_changed(
-        self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
-    ) -> None: ...
 
 
 class ModelRegistry:
@@ -76,6 +56,7 @@ class ModelRegistry:
         self._unload_idle_seconds = unload_idle_seconds
         self._refresh_lock = anyio.Lock()
         self._load_locks: dict[tuple[str, int], anyio.Lock] = {}
+        self._retries = LoadRetries()  # failed versions: when each may be tried again
         self._unloaded: frozenset[str] = frozenset()  # by the V2 repository extension
         self.has_started = False
 
@@ -114,11 +95,8 @@ class ModelRegistry:
         Aliases resolve through the last refresh (at most one poll interval old), as the
         default version does; only a version number this worker has not seen reads the disk.
         """
-        state = self._models.get(name)
-        if state is None:
-            raise ModelNotFoundError(f"unknown model {name!r}")
-        if name in self._unloaded:
-            raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
+        self._check_servable(name)
+        state = self._models[name]
         if version is None:
             version = split_alias(state.traffic.weights, routing_key)
             if version is None and state.served is not None:
@@ -147,8 +125,9 @@ class ModelRegistry:
         """Bring every model in line with the disk. Safe to call concurrently."""
         async with self._refresh_lock:
             names = await anyio.to_thread.run_sync(self._store.model_names)
-            models = {name: await self._refreshed(name) for name in names}
+            models = {name: await self._contained(name) for name in names}
             self._models = models
+            self._retries.keep_only({(n, v) for n, state in models.items() for v in state.versions})
             self._on_demand = self._kept_on_demand(models)
             self.has_started = True
             self._notify_changed()
@@ -169,12 +148,21 @@ class ModelRegistry:
         """Unload deleted versions, the new default (held as `served`), and versions that
         no alias points at and no request has named for `unload_idle_seconds`."""
         version = key[1]
-        if state is None or version not in state.versions:
+        if state is None or version not in state.versions or key[0] in self._unloaded:
             return False
         if state.served is not None and state.served.manifest.version == version:
             return False
         idle_seconds = now - self._used_at.get(key, now)
         return version in state.aliases.values() or idle_seconds < self._unload_idle_seconds
+
+    async def _contained(self, name: str) -> ModelState:
+        """`_refreshed`, where anything one model's files throw stays with that model: it
+        keeps what it served, and every other model refreshes as usual."""
+        try:
+            return await self._refreshed(name)
+        except Exception:
+            log.exception("refreshing model %s failed; it keeps its current state", name)
+            return self._models.get(name) or ModelState(name=name, served=None)
 
     async def _refreshed(self, name: str) -> ModelState:
         current = self._models.get(name) or ModelState(name=name, served=None)
@@ -184,16 +172,23 @@ class ModelRegistry:
             log.warning("cannot read model %s from the registry: %s", name, exc)
             return current
         traffic = await anyio.to_thread.run_sync(read_traffic, self._store, name, current.traffic)
-        state = replace(current, aliases=aliases.aliases, versions=tuple(versions), traffic=traffic)
+        failures = {v: why for v, why in current.failures.items() if v in versions}
+        state = replace(
+            current,
+            aliases=aliases.aliases,
+            versions=tuple(versions),
+            failures=failures,
+            traffic=traffic,
+        )
         if name in self._unloaded:
             return state
         if state.served is not None and state.served.manifest.version == wanted:
             return state
-        if wanted in state.failures:
-            return state  # already failed; a version never changes, so do not retry
+        if self._retries.waiting((name, wanted)) is not None:
+            return state  # failed lately: tried again once its backoff has passed
         state = await self._swapped_to(state, wanted)
         if state.served is None:
-            state = await self._fallen_back(state, _fallbacks(aliases, versions, wanted))
+            state = await self._fallen_back(state, fallbacks(aliases, versions, wanted))
         return state
 
     async def _swapped_to(self, state: ModelState, version: int) -> ModelState:
@@ -203,23 +198,26 @@ class ModelRegistry:
             # A version already loaded for explicit requests is verified: reuse, do not copy.
             loaded = self._on_demand.get((name, version)) or await self._loader.load(name, version)
         except ServingError as exc:
-            log.error("not serving %s v%s: %s", name, version, exc)
+            delay = self._retries.failed((name, version), str(exc))
+            log.error("not serving %s v%s (next attempt in %.0f s): %s", name, version, delay, exc)
             return replace(state, failures={**state.failures, version: str(exc)})
+        self._retries.succeeded((name, version))
+        failures = {v: why for v, why in state.failures.items() if v != version}
         log.info(
             "serving %s v%s (was %s)",
             name,
             version,
-            _version_of(state.served),
+            version_of(state.served),
             extra={"event": "swapped", "model": name, "version": version, "pid": os.getpid()},
         )
-        return replace(state, served=loaded)
+        return replace(state, served=loaded, failures=failures)
 
     async def _fallen_back(self, state: ModelState, candidates: list[int]) -> ModelState:
         """A worker with nothing to serve yet (just started) whose wanted version fails
         serves what the workers that were already running kept serving: the version
         the alias held before, or the next lower one."""
         for version in candidates:
-            if version not in state.failures:
+            if self._retries.waiting((state.name, version)) is None:
                 state = await self._swapped_to(state, version)
                 if state.served is not None:
                     break
@@ -235,8 +233,7 @@ class ModelRegistry:
             if not await anyio.to_thread.run_sync(self._store.versions, name):
                 raise ModelNotFoundError(f"unknown model {name!r}")
             self._unloaded = self._unloaded - {name}
-            current = self._models.get(name) or ModelState(name=name, served=None)
-            self._models = {**self._models, name: replace(current, failures={})}  # retry them
+            self._retries.forget(name)  # an operator's load tries failed versions at once
             state = await self._refreshed(name)
             self._models = {**self._models, name: state}
         if state.served is None:
@@ -268,37 +265,39 @@ class ModelRegistry:
             if key in self._on_demand:
                 self._on_demand.move_to_end(key)
                 return self._on_demand[key]
-            state = self._models[name]
-            if version in state.failures:
-                raise ModelLoadError(
-                    f"{name} v{version} cannot be served: {state.failures[version]}"
-                )
-            loaded = await self._loader.load(name, version)
+            # Checked under the lock: the model may have been deleted (a refresh dropped
+            # it) or unloaded while this request resolved its version or waited here.
+            self._check_servable(name)
+            reason = self._retries.waiting(key)
+            if reason is not None:
+                raise ModelLoadError(f"{name} v{version} cannot be served: {reason}")
+            loaded = await self._loaded_or_noted(name, version)
+            # And again: an unload or a refresh may have run while it loaded. Keeping the
+            # copy then would hold its memory for a model this worker no longer serves.
+            self._check_servable(name)
             self._on_demand[key] = loaded
             while len(self._on_demand) > self._max_on_demand:
                 self._used_at.pop(self._on_demand.popitem(last=False)[0], None)
             self._notify_changed()
             return loaded
 
+    def _check_servable(self, name: str) -> None:
+        if name not in self._models:
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        if name in self._unloaded:
+            raise NotReadyError(f"model {name!r} is unloaded in this worker; load it to serve it")
+
+    async def _loaded_or_noted(self, name: str, version: int) -> LoadedModel:
+        try:
+            loaded = await self._loader.load(name, version)
+        except ServingError as exc:
+            self._retries.failed((name, version), str(exc))
+            raise
+        self._retries.succeeded((name, version))
+        return loaded
+
     def _notify_changed(self) -> None:
         if self._observer is not None:
             loaded = {name: self.loaded_versions(name) for name in self._models}
             aliases = {name: state.aliases for name, state in self._models.items()}
             self._observer.registry_changed(loaded, aliases)
-
-
-def _fallbacks(aliases: AliasTable, versions: list[int], wanted: int, limit: int = 5) -> list[int]:
-    """Versions to try, best first, when `wanted` cannot be served and nothing else is."""
-    trail = aliases.history.get(DEFAULT_ALIAS, []) if DEFAULT_ALIAS in aliases.aliases else []
-    ordered = [*reversed(trail), *sorted(versions, reverse=True)]
-    existing, seen = set(versions), {wanted}
-    candidates = []
-    for version in ordered:
-        if version in existing and version not in seen:
-            candidates.append(version)
-            seen.add(version)
-    return candidates[:limit]
-
-
-def _version_of(model: LoadedModel | None) -> str:
-    return "none" if model is None else str(model.manifest.version)

@@ -1,14 +1,13 @@
 """ModelManifest and the file names of a version folder: the contract with training/."""
 
-import re
 from datetime import datetime
 from typing import Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
+from serving.repository.names import NAME_PATTERN
+
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "signature.json"
 ARTIFACT_FILES = {"joblib": "model.joblib", "skops": "model.skops"}
@@ -89,7 +88,7 @@ class ModelManifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
-    name: str = Field(pattern=MODEL_NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN)
     version: int = Field(default=0, ge=0)  # 0 until published
     created_at: datetime
     task: Task

@@ -6,9 +6,7 @@ tables are replaced whole with os.replace, so a reader never sees half of anythi
 """
 
 import contextlib
-import errno
 import fcntl
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -21,16 +19,22 @@ from serving.core.errors import (
     AliasNotFoundError,
     ModelLoadError,
     ModelNotFoundError,
-    RegistryReadOnlyError,
     VersionInUseError,
     VersionNotFoundError,
 )
 from serving.repository.aliases import ALIAS_FILE, DEFAULT_ALIAS, AliasTable
 from serving.repository.artifacts import verify_artifact
 from serving.repository.compiled import RuntimeMode
+from serving.repository.files import replace_file, writable, write_durably
 from serving.repository.loading import LoadedModel as LoadedModel
 from serving.repository.loading import load_version
-from serving.repository.manifest import MANIFEST_FILE, MODEL_NAME_RE, SIGNATURE_FILE, ModelManifest
+from serving.repository.manifest import MANIFEST_FILE, SIGNATURE_FILE, ModelManifest
+from serving.repository.names import (
+    check_alias_name,
+    check_model_name,
+    is_valid_name,
+    is_version_number,
+)
 from serving.repository.signing import TrustedKeys
 from serving.repository.traffic import TRAFFIC_FILE, TrafficTable, read_traffic_file
 
@@ -50,23 +54,29 @@ class ModelStore:
 
     # --- reading -----------------------------------------------------------------------
     def model_names(self) -> list[str]:
+        """Folders holding at least one version; one whose folder cannot be listed is
+        included, so the registry reports it (its own problem) instead of forgetting it."""
         if not self.root.is_dir():
             return []
         return sorted(
             entry.name
             for entry in self.root.iterdir()
-            if entry.is_dir() and MODEL_NAME_RE.match(entry.name) and self.versions(entry.name)
+            if is_valid_name(entry.name) and entry.is_dir() and self._may_have_versions(entry.name)
         )
 
     def versions(self, name: str) -> list[int]:
+        """Published versions; ModelLoadError when the model's folder cannot be read."""
         model_dir = self._model_dir(name)
-        if not model_dir.is_dir():
-            return []
-        return sorted(
-            int(entry.name)
-            for entry in model_dir.iterdir()
-            if entry.name.isdigit() and (entry / MANIFEST_FILE).is_file()
-        )
+        try:
+            if not model_dir.is_dir():
+                return []
+            return sorted(
+                int(entry.name)
+                for entry in model_dir.iterdir()
+                if is_version_number(entry.name) and (entry / MANIFEST_FILE).is_file()
+            )
+        except OSError as exc:
+            raise ModelLoadError(f"{model_dir}: cannot list versions: {exc.strerror}") from exc
 
     def read_manifest(self, name: str, version: int) -> ModelManifest:
         path = self.version_dir(name, version) / MANIFEST_FILE
@@ -74,17 +84,25 @@ class ModelStore:
             raw = path.read_bytes()
         except FileNotFoundError:
             raise self._missing(name, version) from None
+        except OSError as exc:
+            raise ModelLoadError(f"{path}: cannot read the manifest: {exc.strerror}") from exc
         try:
             return ModelManifest.model_validate_json(raw).with_version(version)
         except ValidationError as exc:
             raise ModelLoadError(f"{path}: invalid manifest: {exc.errors()[0]['msg']}") from exc
 
     def read_aliases(self, name: str) -> AliasTable:
+        """The model's alias table; ModelLoadError when the file is unreadable or corrupt."""
         path = self._model_dir(name) / ALIAS_FILE
         try:
             return AliasTable.model_validate_json(path.read_bytes())
         except FileNotFoundError:
             return AliasTable()
+        except OSError as exc:
+            raise ModelLoadError(f"{path}: cannot read the alias table: {exc.strerror}") from exc
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise ModelLoadError(f"{path}: invalid alias table: {problem}") from exc
 
     def read_traffic(self, name: str) -> TrafficTable:
         return read_traffic_file(self._model_dir(name) / TRAFFIC_FILE)
@@ -146,23 +164,24 @@ class ModelStore:
             verify_artifact(manifest, artifact, signature, self._trusted_keys, compiled)
         model_dir = self._model_dir(manifest.name)
         staging = model_dir / f".staging-{uuid.uuid4().hex}"
-        with _writable(self.root):
+        with writable(self.root):
             staging.mkdir(parents=True)
         try:
-            _write_durably(staging / manifest.artifact.file_name, artifact)
+            write_durably(staging / manifest.artifact.file_name, artifact)
             if compiled is not None and manifest.compiled is not None:
-                _write_durably(staging / manifest.compiled.file_name, compiled)
+                write_durably(staging / manifest.compiled.file_name, compiled)
             if signature is not None:
-                _write_durably(staging / SIGNATURE_FILE, signature)
-            with self._locked(manifest.name):
+                write_durably(staging / SIGNATURE_FILE, signature)
+            with self._locked(manifest.name, create=True):
                 version = self._next_version(manifest.name)
-                _write_durably(staging / MANIFEST_FILE, manifest.with_version(version).to_json())
+                write_durably(staging / MANIFEST_FILE, manifest.with_version(version).to_json())
                 staging.rename(model_dir / str(version))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return version
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
+        check_alias_name(alias)
         with self._locked(name):
             if version not in self.versions(name):
                 raise self._missing(name, version)
@@ -187,7 +206,7 @@ class ModelStore:
             if traffic.is_default:
                 path.unlink(missing_ok=True)
             else:
-                _replace(path, traffic.model_dump_json(indent=2).encode())
+                replace_file(path, traffic.model_dump_json(indent=2).encode())
 
     def rollback(self, name: str, alias: str) -> int:
         """Point `alias` back at the version it held before; return that version."""
@@ -221,9 +240,14 @@ class ModelStore:
 
     # --- internals ---------------------------------------------------------------------
     def _model_dir(self, name: str) -> Path:
-        if not MODEL_NAME_RE.match(name):
-            raise ModelNotFoundError(f"unknown model {name!r}")
+        check_model_name(name)
         return self.root / name
+
+    def _may_have_versions(self, name: str) -> bool:
+        try:
+            return bool(self.versions(name))
+        except ModelLoadError:
+            return True
 
     def _missing(self, name: str, version: int) -> ModelNotFoundError | VersionNotFoundError:
         if not self.versions(name):
@@ -241,13 +265,19 @@ class ModelStore:
         return max([*self.versions(name), *tombstones], default=0) + 1
 
     def _write_aliases(self, name: str, table: AliasTable) -> None:
-        _replace(self._model_dir(name) / ALIAS_FILE, table.model_dump_json(indent=2).encode())
+        replace_file(self._model_dir(name) / ALIAS_FILE, table.model_dump_json(indent=2).encode())
 
     @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        """An exclusive lock across processes (and pods sharing the volume) on one model."""
+    def _locked(self, name: str, *, create: bool = False) -> Iterator[None]:
+        """An exclusive lock across processes (and pods sharing the volume) on one model.
+
+        Only a publish (`create`) makes the model's folder; any other change to a model
+        that does not exist is a 404 that leaves nothing behind.
+        """
         model_dir = self._model_dir(name)
-        with _writable(self.root):
+        if not create and not model_dir.is_dir():
+            raise ModelNotFoundError(f"unknown model {name!r}")
+        with writable(self.root):
             model_dir.mkdir(parents=True, exist_ok=True)
             lock = open(model_dir / _LOCK_FILE, "a+b")  # noqa: SIM115 - closed below
         with lock:
@@ -256,36 +286,3 @@ class ModelStore:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _writable(root: Path) -> Iterator[None]:
-    """A registry mounted read-only (a pod's volume, the image's default) can serve but
-    not be changed: say so instead of failing with a bare OSError."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in {errno.EROFS, errno.EACCES, errno.EPERM}:
-            raise
-        raise RegistryReadOnlyError(f"the registry at {root} is read-only here") from exc
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of either."""
-    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    _write_durably(staging, data)
-    os.replace(staging, path)
-
-
-def _read_optional(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None

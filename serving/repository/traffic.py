@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from serving.core.errors import AliasNotFoundError, ModelLoadError
 from serving.repository.aliases import DEFAULT_ALIAS
-from serving.repository.manifest import MODEL_NAME_RE
+from serving.repository.names import is_valid_name
 
 TRAFFIC_FILE = "traffic.json"
 MAX_SPLIT_ALIASES = 16  # more arms than this is not a canary; it also bounds the body
@@ -82,7 +82,7 @@ def read_traffic_file(path: Path) -> TrafficTable:
 
 
 def _check_alias(alias: str) -> None:
-    if not MODEL_NAME_RE.match(alias) or alias.isdigit():
+    if not is_valid_name(alias) or alias.isdigit():
         raise ValueError(f"{alias!r} is not an alias name")
 
 

@@ -7,16 +7,28 @@ Answers use the same layout for outputs asked for as binary.
 """
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from serving.core.errors import InvalidInputError, MalformedRequestError
+from serving.core.quoting import shown, shown_names
 from serving.dataplane.booleans import BooleanLiterals
 from serving.dataplane.inputs import decode_object
 from serving.v2.datatypes import check_datatype
+from serving.v2.limits import (
+    MAX_DIMENSIONS,
+    MAX_INPUTS,
+    MAX_NAME_LENGTH,
+    MAX_OUTPUTS,
+    MAX_PARAMETERS,
+    check_count,
+)
 from serving.v2.tensors import Tensor, binary_values, json_data, json_values, packed
+
+_DIGITS = re.compile(r"[0-9]{1,18}")  # a byte count; int() of thousands of digits raises
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,10 @@ class InferenceRequest:
 
 # --- decoding ---------------------------------------------------------------------------
 def decode_request(body: bytes, header_length: str | None) -> InferenceRequest:
-    """Parse and check a whole inference body; raises MalformedRequestError or InvalidInputError."""
+    """Parse and check a whole inference body; raises MalformedRequestError or InvalidInputError.
+
+    Linear in the body's size: counts are capped (serving.v2.limits) before per-item work.
+    """
     json_length = _json_length(header_length, len(body))
     json_part = body[:json_length]
     document = decode_object(json_part)
@@ -44,6 +59,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferenceRequest:
     inputs = _list(document.get("inputs"), "inputs")
     if not inputs:
         raise MalformedRequestError("inputs must hold at least one tensor")
+    check_count(inputs, MAX_INPUTS, "inputs")
     tensors = [_input(item, f"inputs[{i}]", tail, literals) for i, item in enumerate(inputs)]
     tail.check_consumed()
     _check_unique([t.name for t in tensors], "input")
@@ -59,7 +75,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferenceRequest:
 def _json_length(header: str | None, body_length: int) -> int:
     if header is None:
         return body_length
-    if not header.strip().isdigit() or int(header) > body_length:
+    if not _DIGITS.fullmatch(header.strip()) or int(header) > body_length:
         raise MalformedRequestError(
             f"Inference-Header-Content-Length must be a byte count up to {body_length}"
         )
@@ -116,9 +132,9 @@ class _BinaryTail:
 def _requested_outputs(value: object) -> list[RequestedOutput] | None:
     if value is None:
         return None
-    outputs = [
-        _requested_output(item, f"outputs[{i}]") for i, item in enumerate(_list(value, "outputs"))
-    ]
+    outputs_list = _list(value, "outputs")
+    check_count(outputs_list, MAX_OUTPUTS, "outputs")
+    outputs = [_requested_output(item, f"outputs[{i}]") for i, item in enumerate(outputs_list)]
     _check_unique([output.name for output in outputs], "output")
     return outputs or None
 
@@ -145,10 +161,16 @@ def _list(value: object, where: str) -> list[Any]:
 def _name(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedRequestError(f"{where}: name must be a non-empty string")
+    if len(value) > MAX_NAME_LENGTH:
+        raise MalformedRequestError(
+            f"{where}: name {shown(value)} is longer than {MAX_NAME_LENGTH} characters"
+        )
     return value
 
 
 def _shape(value: object, where: str) -> tuple[int, ...]:
+    if isinstance(value, list) and len(value) > MAX_DIMENSIONS:
+        raise MalformedRequestError(f"{where}: shape has more than {MAX_DIMENSIONS} dimensions")
     if not isinstance(value, list) or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value
     ):
@@ -167,6 +189,7 @@ def _parameters(value: object, where: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise MalformedRequestError(f"{where} must be an object")
+    check_count(value, MAX_PARAMETERS, where)
     return value
 
 
@@ -180,14 +203,20 @@ def _optional_bool(value: object, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise MalformedRequestError(f"binary_data parameters must be true or false, not {value!r}")
+        raise MalformedRequestError(
+            f"binary_data parameters must be true or false, not {shown(value)}"
+        )
     return value
 
 
 def _check_unique(names: list[str], what: str) -> None:
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    seen: set[str] = set()
+    repeated: set[str] = set()
+    for name in names:  # one pass: linear in the number of names
+        (repeated if name in seen else seen).add(name)
     if repeated:
-        raise MalformedRequestError(f"{what} names must be unique; repeated: {repeated}")
+        listed = shown_names(sorted(repeated))
+        raise MalformedRequestError(f"{what} names must be unique; repeated: {listed}")
 
 
 # --- encoding ---------------------------------------------------------------------------

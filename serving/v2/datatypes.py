@@ -6,6 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.core.errors import MalformedRequestError
+from serving.core.quoting import shown
 
 # Fixed-width types: every element is `itemsize` bytes in the binary tensor data extension.
 FIXED_WIDTH: dict[str, np.dtype[Any]] = {
@@ -35,7 +36,9 @@ _MANIFEST_DTYPES = {"float64": "FP64", "float32": "FP32", "int64": "INT64"}
 def check_datatype(datatype: object, where: str) -> str:
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         known = ", ".join(sorted(DATATYPES))
-        raise MalformedRequestError(f"{where}: datatype must be one of {known}, not {datatype!r}")
+        raise MalformedRequestError(
+            f"{where}: datatype must be one of {known}, not {shown(datatype)}"
+        )
     return datatype
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.core.errors import InvalidInputError
+from serving.core.quoting import shown_names
 from serving.dataplane.inputs import Matrix, check_values
 from serving.dataplane.scoring import Scores
 from serving.repository.manifest import ModelManifest
@@ -69,7 +70,8 @@ def to_matrix(inputs: list[Tensor], manifest: ModelManifest) -> Matrix:
     else:
         raise InvalidInputError(
             f"{manifest.name} takes one tensor of shape [-1, {manifest.n_features}] or one "
-            f"tensor per feature ({', '.join(manifest.feature_names)}); got {sorted(names)}"
+            f"tensor per feature ({', '.join(manifest.feature_names)}); "
+            f"got {shown_names(sorted(names))}"
         )
     if matrix.shape[0] == 0:
         raise InvalidInputError("inputs must hold at least one row")

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from serving.core.errors import InvalidInputError, MalformedRequestError
+from serving.core.quoting import shown
 from serving.dataplane.booleans import BooleanLiterals, first_boolean
 from serving.v2.datatypes import BYTES, FIXED_WIDTH, FLOAT_TYPES, INTEGER_TYPES, bf16_to_float32
 
@@ -97,7 +98,7 @@ def _floats_with_nulls(array: npt.NDArray[Any], where: str) -> npt.NDArray[np.fl
         elif isinstance(cell, int | float) and not isinstance(cell, bool):
             out[index] = float(cell)
         else:
-            raise InvalidInputError(f"{where}: element {index} ({cell!r}) is not a number")
+            raise InvalidInputError(f"{where}: element {index} ({shown(cell)}) is not a number")
     return out
 
 

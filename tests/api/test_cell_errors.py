@@ -18,8 +18,8 @@ BAD_CELLS: list[tuple[object, str]] = [
     ("x", "'x' is not a number"),
     ("3.5", "'3.5' is not a number"),
     (True, "True is not a number"),
-    ([1.0], "[1.0] is not a number"),
-    ({"a": 1}, "{'a': 1} is not a number"),
+    ([1.0], "list is not a number"),  # containers are named, not echoed
+    ({"a": 1}, "dict is not a number"),
 ]
 
 

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
+from sklearn.dummy import DummyClassifier
 
 from serving.cache.base import CacheUnavailableError
 from serving.cache.redis_cache import RedisCache, RedisOptions
@@ -17,6 +18,7 @@ from tests.conftest import ClientFactory, SettingsFactory
 from tests.processes import free_port
 from tests.redis_server import running_redis
 from tests.uploads import eventually
+from training.publish import publish
 from training.train import train
 
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -57,7 +59,7 @@ async def test_an_answer_cached_by_one_app_is_a_hit_in_another(
 
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
     assert first.content == second.content
-    assert len(await redis.keys("pred:v1:iris:1:proba:*")) == 1
+    assert len(await redis.keys("pred:v2:iris:1:*:proba:*")) == 1
 
 
 async def test_rows_by_name_and_integer_values_share_the_redis_entry(
@@ -67,7 +69,7 @@ async def test_rows_by_name_and_integer_values_share_the_redis_entry(
 
     async with client_for(settings_for(redis_url=redis_url)) as client:
         first = await client.post("/models/iris/predict", json={"instances": [[5, 3, 1, 0]]})
-        await _written(redis, "pred:v1:iris:1:*")
+        await _written(redis, "pred:v2:iris:1:*")
         second = await client.post("/models/iris/predict", json={"instances": [by_name]})
 
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
@@ -80,7 +82,7 @@ async def test_entries_carry_the_configured_ttl_and_expire(
 
     async with client_for(settings_for(redis_url=redis_url, cache_ttl_seconds=1)) as client:
         first = await client.post("/models/iris/predict", json=body)
-        [key] = await redis.keys("pred:v1:iris:*")
+        [key] = await redis.keys("pred:v2:iris:*")
         ttl_ms = await redis.pttl(key)
         for _ in range(100):  # Redis expires keys on access or in its background sweep
             if not await redis.exists(key):
@@ -107,12 +109,12 @@ async def test_an_answer_of_one_version_is_never_served_for_another(
     async with client_for(settings_for(redis_url=redis_url)) as client:
         v1 = await client.post("/models/iris/versions/1/predict", json=body)
         v2 = await client.post("/models/iris/versions/2/predict", json=body)
-        await _written(redis, "pred:v1:iris:2:*")
+        await _written(redis, "pred:v2:iris:2:*")
         v2_again = await client.post("/models/iris/predict", json=body)  # latest: v2
 
     assert [v1.json()["version"], v2.json()["version"], v2_again.json()["version"]] == [1, 2, 2]
     assert [r.headers["X-Cache"] for r in (v1, v2, v2_again)] == ["MISS", "MISS", "HIT"]
-    assert len(await redis.keys("pred:v1:iris:1:*")) == len(await redis.keys("pred:v1:iris:2:*"))
+    assert len(await redis.keys("pred:v2:iris:1:*")) == len(await redis.keys("pred:v2:iris:2:*"))
 
 
 async def test_predictions_are_served_while_redis_is_unreachable(
@@ -179,3 +181,30 @@ async def test_a_frozen_redis_costs_a_timeout_then_is_skipped(tmp_path: Path) ->
 
     assert _errors(metrics, "get", "timeout") == 2  # then the circuit is open
     assert metrics.registry.get_sample_value("serving_cache_circuit_open") == 1
+
+
+async def test_two_registries_sharing_redis_never_serve_each_others_answers(
+    client_for: ClientFactory,
+    settings_for: SettingsFactory,
+    redis_url: str,
+    signing_key: Ed25519PrivateKey,
+    tmp_path: Path,
+) -> None:
+    """Both registries have an iris v1; the other one's always answers class 2."""
+    other_root = tmp_path / "other-registry"
+    constant = DummyClassifier(strategy="constant", constant=2)
+    constant.fit([[0.0] * 4, [1.0] * 4, [2.0] * 4], [0, 1, 2])
+    publish(constant, name="iris", root=other_root, signing_key=signing_key, example=ROW)
+    body = {"instances": [ROW]}
+
+    async with client_for(settings_for(redis_url=redis_url)) as trained:
+        first = await trained.post("/models/iris/predict", json=body)
+    async with client_for(settings_for(redis_url=redis_url, model_dir=other_root)) as other:
+        from_other = await other.post("/models/iris/predict", json=body)
+    async with client_for(settings_for(redis_url=redis_url)) as trained:
+        again = await trained.post("/models/iris/predict", json=body)
+
+    assert first.json()["predictions"] == [0] and first.json()["version"] == 1
+    assert from_other.headers["X-Cache"] == "MISS"
+    assert from_other.json()["predictions"] == [2] and from_other.json()["version"] == 1
+    assert (again.headers["X-Cache"], again.json()["predictions"]) == ("HIT", [0])
