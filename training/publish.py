@@ -10,12 +10,14 @@ from typing import Any
 
 import joblib
 import numpy as np
+import numpy.typing as npt
 import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
 
 from serving.repository.artifacts import sha256_hex
 from serving.repository.manifest import ArtifactFormat, ArtifactInfo, Feature, ModelManifest
+from serving.repository.profile import FeatureProfile, profile_of
 from serving.repository.signing import TrustedKeys, sign
 from serving.repository.skops_types import load_skops
 from serving.repository.store import ModelStore
@@ -41,6 +43,7 @@ def describe(
     metrics: Mapping[str, float] | None = None,
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
+    profile_rows: npt.NDArray[np.float64] | None = None,
 ) -> ModelManifest:
     """Build the manifest of a fitted estimator whose serialised form is `artifact`."""
     n_features = int(estimator.n_features_in_)
@@ -62,6 +65,7 @@ def describe(
         numpy_version=np.__version__,
         artifact=ArtifactInfo(format=artifact_format, sha256=sha256_hex(artifact)),
         example=[float(value) for value in (example or [0.0] * n_features)],
+        profile=None if profile_rows is None else _profile(profile_rows, n_features),
     )
 
 
@@ -83,6 +87,7 @@ def prepare(
     metrics: Mapping[str, float] | None = None,
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
+    profile_rows: npt.NDArray[np.float64] | None = None,
 ) -> SignedVersion:
     """Serialise, describe and sign `estimator`, ready to publish locally or upload."""
     artifact = serialize(estimator, artifact_format)
@@ -94,6 +99,7 @@ def prepare(
         metrics=metrics,
         example=example,
         artifact_format=artifact_format,
+        profile_rows=profile_rows,
     )
     signature = sign(manifest, signing_key).model_dump_json().encode()
     return SignedVersion(manifest, artifact, signature)
@@ -109,6 +115,7 @@ def publish(
     metrics: Mapping[str, float] | None = None,
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
+    profile_rows: npt.NDArray[np.float64] | None = None,
 ) -> int:
     """Store `estimator` as the next version of `name`, signed, and return that version."""
     signed = prepare(
@@ -119,6 +126,7 @@ def publish(
         metrics=metrics,
         example=example,
         artifact_format=artifact_format,
+        profile_rows=profile_rows,
     )
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
     return store.publish(signed.manifest, signed.artifact, signed.signature, verify=True)
@@ -131,6 +139,14 @@ def read_estimator(path: Path) -> Any:
     if path.suffix == ".skops":
         return load_skops(path.read_bytes())
     return joblib.load(path)
+
+
+def _profile(rows: npt.NDArray[np.float64], n_features: int) -> list[FeatureProfile]:
+    """The drift profile of the training rows (features in the model's order)."""
+    matrix = np.asarray(rows, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != n_features or len(matrix) == 0:
+        raise ValueError(f"profile rows must be a non-empty table of {n_features} columns")
+    return profile_of(matrix)
 
 
 def _accepts_nan(estimator: Any, n_features: int) -> bool:

@@ -39,6 +39,7 @@ def train(name: str, root: Path, signing_key: Ed25519PrivateKey) -> int:
             feature_names=data.feature_names,
             metrics=metrics,
             example=data.x_test[0].tolist(),
+            profile_rows=data.x_train,
         )
     shown = ", ".join(f"{key}={value:.4f}" for key, value in metrics.items())
     print(f"[{name}] published version {version} ({shown})", file=sys.stderr)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from serving.api.deps import ApiKeyRequired
 from serving.api.http_metrics import instrument_http
 from serving.api.middleware import GZipIfAccepted, RequestContextMiddleware
+from serving.api.observability import Observability
 from serving.api.openapi import install_model_examples
 from serving.api.responses import JSONBytes
 from serving.api.routes import health, management, models, predict, v2
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     metrics = ServingMetrics(CollectorRegistry())
+    observability = Observability.build(settings, metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,9 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifier = ChangeNotifier(wakeup.wake, settings.redis_url)
         app.state.settings, app.state.store, app.state.registry = settings, store, registry
         app.state.management = ModelManagement(store, notifier)
-        app.state.predictor = Predictor(registry, cache, build_scorer(settings, metrics), metrics)
         log.info("started", extra={"models": sorted(registry.models), "trusted_keys": len(keys)})
-        async with anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks, observability.running(tasks):
+            scorer = build_scorer(settings, metrics)
+            app.state.predictor = Predictor(registry, cache, scorer, metrics, observability.drift)
             tasks.start_soon(follow_registry, registry, wakeup, settings.poll_interval_seconds)
             if settings.redis_url:
                 tasks.start_soon(listen_forever, settings.redis_url, wakeup.wake)
@@ -90,15 +93,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(models.router, dependencies=[ApiKeyRequired])
     app.include_router(management.router)
     app.include_router(v2.router)
-    _add_metrics_route(app, metrics)
+    _add_metrics_route(app, metrics, observability)
     install_model_examples(app)
-    _add_middleware(app, settings)
+    _add_middleware(app, settings, observability)
     instrument_http(app, metrics.registry)  # outermost: it also sees 413s from the middleware
     return app
 
 
-def _add_metrics_route(app: FastAPI, metrics: ServingMetrics) -> None:
-    render = exposition(metrics.registry)
+def _add_metrics_route(app: FastAPI, metrics: ServingMetrics, observed: Observability) -> None:
+    render = exposition(metrics.registry, observed.drift_collector)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -115,7 +118,7 @@ def _build_cache(settings: Settings, metrics: ServingMetrics) -> PredictionCache
     )
 
 
-def _add_middleware(app: FastAPI, settings: Settings) -> None:
+def _add_middleware(app: FastAPI, settings: Settings, observed: Observability) -> None:
     """Added innermost first: request context ends up outermost, so it sees every answer."""
     app.add_middleware(GZipIfAccepted, minimum_size=1024, compresslevel=6)
     if settings.cors_origins:
@@ -130,6 +133,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        tracing=observed.tracing,
+        payload_log=observed.payload_log,
     )
 
 

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from serving.core.metrics import ServingMetrics
 from serving.core.settings import Settings
+from serving.core.tracing import record_span, span
 from serving.dataplane.inputs import Matrix
 from serving.dataplane.scoring import Scores, score_now
 from serving.repository.manifest import ModelManifest
@@ -65,6 +66,8 @@ class _Pending:
     matrix: Matrix
     probabilities: bool
     answer: "asyncio.Future[Scores]"
+    queued_ns: int = 0  # for the request's trace: queued, then scored in a (merged) call
+    called_ns: int = 0
 
 
 class BatchingScorer:
@@ -115,18 +118,27 @@ class _ModelQueue:
 
     async def score(self, model: LoadedModel, matrix: Matrix, probabilities: bool) -> Scores:
         if not self._policy.merges:
-            return await anyio.to_thread.run_sync(
-                _score_observed, model, matrix, probabilities, self._observe, limiter=self._limiter
-            )
+            with span("score"):
+                return await anyio.to_thread.run_sync(
+                    _score_observed,
+                    model,
+                    matrix,
+                    probabilities,
+                    self._observe,
+                    limiter=self._limiter,
+                )
         loop = asyncio.get_running_loop()
-        pending = _Pending(matrix, probabilities, loop.create_future())
+        pending = _Pending(matrix, probabilities, loop.create_future(), time.time_ns())
         self._waiting.append(pending)
         self._waiting_rows += len(matrix)
         if self._waiting_rows >= self._policy.max_batch_size:
             self._full.set()
         if self._drainer is None:
             self._drainer = loop.create_task(self._drain(model))
-        return await pending.answer
+        scores = await pending.answer
+        record_span("batch.wait", pending.queued_ns, pending.called_ns)
+        record_span("score", pending.called_ns, time.time_ns())
+        return scores
 
     async def _drain(self, model: LoadedModel) -> None:
         batch: list[_Pending] = []
@@ -167,6 +179,9 @@ class _ModelQueue:
         return batch
 
     async def _call(self, model: LoadedModel, batch: list[_Pending]) -> list[Scores | Exception]:
+        called_ns = time.time_ns()
+        for pending in batch:
+            pending.called_ns = called_ns
         return await anyio.to_thread.run_sync(
             score_batch, model, batch, self._observe, limiter=self._limiter
         )

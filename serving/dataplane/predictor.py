@@ -10,6 +10,8 @@ import orjson
 from serving.cache.base import CacheUnavailableError, PredictionCache, cache_key
 from serving.core.errors import InvalidInputError
 from serving.core.metrics import ServingMetrics
+from serving.core.tracing import annotate, span
+from serving.dataplane.drift import DriftMonitor
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
 from serving.dataplane.scoring import Scorer, Scores
 from serving.registry.registry import ModelRegistry
@@ -37,16 +39,18 @@ class Predictor:
         cache: PredictionCache,
         scorer: Scorer,
         metrics: ServingMetrics,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self._registry, self._cache, self._scorer = registry, cache, scorer
-        self._metrics = metrics
+        self._metrics, self._drift = metrics, drift
 
     async def predict(self, name: str, body: PredictBody) -> Prediction:
         model = await self._registry.resolve(name, body.version)
         manifest = model.manifest
         if body.probabilities and not manifest.has_predict_proba:
             raise InvalidInputError(f"{name} is a {manifest.task} model: it has no probabilities")
-        matrix = await _convert(body, model)
+        with span("convert"):
+            matrix = await _convert(body, model)
         payload, _, is_hit = await self._answer(model, matrix, body.probabilities)
         return Prediction(name, manifest.version, payload, is_cache_hit=is_hit)
 
@@ -67,14 +71,20 @@ class Predictor:
         """The encoded /predict answer from the cache or the scorer; Scores only when scored."""
         manifest = model.manifest
         labels = (manifest.name, str(manifest.version))
+        if self._drift is not None:
+            self._drift.observe(model, matrix)
         key = self._key(manifest.name, manifest.version, matrix, probabilities)
-        cached = await self._lookup(key)
+        with span("cache.lookup"):
+            cached = await self._lookup(key)
+        is_hit = cached is not None
+        annotate(model=manifest.name, version=manifest.version, rows=len(matrix), cache_hit=is_hit)
         if cached is not None:
             self._metrics.predictions.labels(*labels, "hit").inc()
             self._metrics.rows.labels(*labels).inc(len(matrix))
             return cached, None, True
         scores = await self._scorer.score(model, matrix, probabilities)  # times its own calls
-        payload = encode(manifest.name, manifest.version, scores)
+        with span("encode"):
+            payload = encode(manifest.name, manifest.version, scores)
         await self._cache.set(key, payload)
         self._metrics.predictions.labels(*labels, "miss").inc()
         self._metrics.rows.labels(*labels).inc(len(matrix))

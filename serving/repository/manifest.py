@@ -7,6 +7,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serving.repository.profile import FeatureProfile
+
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MODEL_NAME_RE = re.compile(MODEL_NAME_PATTERN)
 MANIFEST_FILE = "manifest.json"
@@ -70,6 +72,9 @@ class ModelManifest(BaseModel):
     example: list[float] = Field(min_length=1)
     batching: BatchingOverride | None = None
     description: str = ""
+    # Training distribution of each feature, in feature order, for the drift series. None for
+    # versions published without training rows (and every manifest written before it existed).
+    profile: list[FeatureProfile] | None = None
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "ModelManifest":
@@ -81,6 +86,10 @@ class ModelManifest(BaseModel):
             raise ValueError("feature names must be unique")
         if self.has_predict_proba and self.task != "classification":
             raise ValueError("only classifiers have predict_proba")
+        if self.profile is not None and len(self.profile) != self.n_features:
+            raise ValueError(
+                f"profile has {len(self.profile)} features, expected {self.n_features}"
+            )
         return self
 
     @property
@@ -91,10 +100,18 @@ class ModelManifest(BaseModel):
         return self.model_copy(update={"version": version})
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+        excluded = {"profile"} if self.profile is None else None  # as written before profiles
+        return orjson.dumps(
+            self.model_dump(mode="json", exclude=excluded), option=orjson.OPT_INDENT_2
+        )
 
 
 def signed_payload(manifest: ModelManifest) -> bytes:
-    """Canonical bytes a signature covers: the manifest without its registry-assigned version."""
-    document = manifest.model_dump(mode="json", exclude={"version"})
+    """Canonical bytes a signature covers: the manifest without its registry-assigned version.
+
+    A manifest without a profile is signed without the key, so versions signed before
+    profiles existed still verify.
+    """
+    excluded = {"version"} if manifest.profile is not None else {"version", "profile"}
+    document = manifest.model_dump(mode="json", exclude=excluded)
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from serving.api.deps import PredictorDep, RegistryDep, SettingsDep
-from serving.api.middleware import LOG_FIELDS
+from serving.api.middleware import LOG_FIELDS, PAYLOAD_FIELDS
 from serving.api.routes.lean import LeanRoute
 from serving.api.schemas import ErrorResponse, PredictRequest, PredictResponse
 from serving.core.errors import MalformedRequestError
+from serving.core.tracing import span
 from serving.dataplane.inputs import PredictBody, parse_predict_body, parse_version
 from serving.dataplane.predictor import Prediction
 
@@ -38,11 +39,17 @@ def _request_body_doc(fields: frozenset[str]) -> dict[str, Any]:
 
 async def _read_body(request: Request, fields: frozenset[str], max_rows: int) -> PredictBody:
     raw = await request.body()
-    if len(raw) <= _INLINE_BODY_BYTES:
-        return parse_predict_body(raw, allowed=fields, max_rows=max_rows)
-    return await anyio.to_thread.run_sync(
-        lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows, convert=True)
-    )
+    with span("decode"):
+        if len(raw) <= _INLINE_BODY_BYTES:
+            body = parse_predict_body(raw, allowed=fields, max_rows=max_rows)
+        else:
+            body = await anyio.to_thread.run_sync(
+                lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows, convert=True)
+            )
+    sampled = request.scope.get(PAYLOAD_FIELDS)  # the payload log drew this request
+    if sampled is not None:
+        sampled["inputs"] = raw
+    return body
 
 
 def _respond(request: Request, prediction: Prediction) -> Response:
@@ -50,6 +57,9 @@ def _respond(request: Request, prediction: Prediction) -> Response:
     request.scope[LOG_FIELDS].update(
         model=prediction.model, version=prediction.version, cache=cache
     )
+    sampled = request.scope.get(PAYLOAD_FIELDS)
+    if sampled is not None:
+        sampled["outputs"] = prediction.payload
     return Response(prediction.payload, media_type="application/json", headers={"X-Cache": cache})
 
 
