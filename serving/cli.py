@@ -1,4 +1,4 @@
-"""The `serving` command: serve, train, push, promote, rollback, models."""
+"""The `serving` command: serve, train, push, promote, rollback, models, drift."""
 
 import argparse
 import os
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from serving.core.errors import InvalidInputError, ServingError
 from serving.core.metrics import DEFAULT_MULTIPROC_PREFIX, MULTIPROC_ENV
 from serving.core.settings import Settings
-from serving.remote import ModelListing, RemoteRegistry
+from serving.remote import ModelListing, RemoteRegistry, read_drift
 from serving.repository.aliases import DEFAULT_ALIAS
 
 if TYPE_CHECKING:  # imported lazily: `serve` should not load scikit-learn before exec
@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--format", choices=("joblib", "skops"), default="joblib")
     push.add_argument("--features", help="comma-separated feature names (default: f0, f1, ...)")
     push.add_argument("--example", help="comma-separated example row (default: zeros)")
+    push.add_argument(
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="training rows (.csv or .npy) for the drift profile; without it, no drift series",
+    )
     _add_remote_flags(push)
     push.set_defaults(run=_push)
 
@@ -76,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     listing = verbs.add_parser("models", help="list models, versions and aliases")
     _add_remote_flags(listing)
     listing.set_defaults(run=_models)
+
+    drift = verbs.add_parser("drift", help="input drift (PSI) per feature of a model, worst first")
+    drift.add_argument("name")
+    drift.add_argument("--version", type=int, help="one version (default: every version)")
+    drift.add_argument("--url", help="the server to ask (default: http://127.0.0.1:SERVING_PORT)")
+    drift.set_defaults(run=_drift)
     return parser
 
 
@@ -146,9 +158,14 @@ def _push(args: argparse.Namespace) -> int:
 def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVersion":
     from serving.repository.signing import load_or_create_private_key
     from training.publish import prepare, read_estimator
+    from training.rows import read_rows
 
     if not args.file.is_file():
         raise InvalidInputError(f"no such file: {args.file}")
+    try:
+        profile_rows = None if args.data is None else read_rows(args.data)
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read training rows from {args.data}: {exc}") from exc
     try:
         estimator = read_estimator(args.file)
     except ServingError:
@@ -164,6 +181,7 @@ def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVers
             feature_names=_comma_list(args.features),
             example=example,
             artifact_format=args.format,
+            profile_rows=profile_rows,
         )
     except (ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         raise InvalidInputError(f"cannot describe {args.file} as {args.name!r}: {exc}") from exc
@@ -219,6 +237,21 @@ def _models(args: argparse.Namespace) -> int:
         aliases = sorted(model.aliases.items())
         shown = ", ".join(f"{alias}=v{v}" for alias, v in aliases) or "no aliases"
         print(f"{model.name}: versions {model.versions}; {shown}")
+    return 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    url = args.url or f"http://127.0.0.1:{Settings().port}"
+    report = read_drift(url, args.name)
+    versions = sorted(v for v in report if args.version is None or v == args.version)
+    if not versions:
+        print(f"{args.name}: no drift series at {url} (no profile, or no inputs yet)")
+        return 1
+    for version in versions:
+        drift = report[version]
+        print(f"{args.name} v{version}: {drift.rows} rows in the window")
+        for feature, value in drift.worst_first():
+            print(f"  {feature:<32} {value:8.4f}")
     return 0
 
 
