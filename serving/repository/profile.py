@@ -70,13 +70,16 @@ def profile_of(matrix: npt.NDArray[np.float64], bins: int = 10) -> list[FeatureP
     profiles = []
     for column in matrix.T:
         finite = column[np.isfinite(column)]
-        edges = np.unique(np.quantile(finite, quantiles)) if finite.size else np.empty(0)
+        edges = (
+            np.unique(np.quantile(finite, quantiles, method="inverted_cdf"))
+            if finite.size
+            else np.empty(0)
+        )
         empty = FeatureProfile.model_construct(
             edges=edges.tolist(), shares=[0.0] * (edges.size + 2)
         )
         counts = bin_counts(column.reshape(-1, 1), [empty], edges.size + 2)[0]
         shares = (counts / max(1, column.size)).tolist()
-        shares[-1] = max(0.0, 1.0 - sum(shares[:-1]))  # exact sum despite float rounding
         profiles.append(FeatureProfile(edges=edges.tolist(), shares=shares))
     return profiles
 
