@@ -71,10 +71,13 @@ class PayloadLog:
         registry: CollectorRegistry,
         *,
         capacity: int = QUEUE_RECORDS,
+        write_timeout_seconds: float = WRITE_TIMEOUT_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self._sink, self._sample, self._draw = sink, sample, draw
+        self._write_timeout_seconds = write_timeout_seconds
         self._queue: asyncio.Queue[PayloadRecord] = asyncio.Queue(maxsize=capacity)
+        self._in_flight: list[PayloadRecord] = []  # taken by run(), not yet written
         self.dropped = Counter(
             "serving_payload_log_dropped_total",
             "Sampled payload records not written: queue full, or the sink failed or timed out",
@@ -103,15 +106,18 @@ class PayloadLog:
             batch = [await self._queue.get()]
             while len(batch) < BATCH_RECORDS and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            self._in_flight = batch
+            await self._write(batch)  # cancelled at shutdown: flush() writes the batch again
+            self._in_flight = []
 
     async def flush(self) -> None:
         """Write what is queued now (at shutdown), each batch still under the timeout."""
-        while not self._queue.empty():
-            batch = [
-                self._queue.get_nowait() for _ in range(min(BATCH_RECORDS, self._queue.qsize()))
-            ]
+        batch, self._in_flight = self._in_flight, []
+        while batch or not self._queue.empty():
+            while len(batch) < BATCH_RECORDS and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             await self._write(batch)
+            batch = []
 
     async def aclose(self) -> None:
         await self.flush()
@@ -120,7 +126,7 @@ class PayloadLog:
     async def _write(self, batch: list[PayloadRecord]) -> None:
         lines = [record.to_json() for record in batch]
         try:
-            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+            async with asyncio.timeout(self._write_timeout_seconds):
                 await self._sink.write(lines)
         except TimeoutError:
             self.dropped.labels("timeout").inc(len(batch))

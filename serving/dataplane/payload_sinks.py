@@ -28,12 +28,12 @@ _REDIS_TIMEOUT_SECONDS = 1.0
 
 class RedisStreamSink:
     def __init__(self, client: "Redis", stream: str, maxlen: int) -> None:
-        self._client, self._stream, self._maxlen = client, stream, maxlen
+        self._client, self.stream, self.maxlen = client, stream, maxlen
 
     async def write(self, lines: Sequence[bytes]) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             for line in lines:
-                pipe.xadd(self._stream, {"record": line}, maxlen=self._maxlen, approximate=True)
+                pipe.xadd(self.stream, {"record": line}, maxlen=self.maxlen, approximate=True)
             await pipe.execute()
 
     async def aclose(self) -> None:
