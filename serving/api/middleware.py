@@ -57,7 +57,7 @@ class RequestContextMiddleware:
         with self.tracing.request_span(scope["method"], carrier, attributes) as span:
             fields = trace_ids(span)
             await self._handle(scope, receive, send, fields)
-            if span is not None:
+            if span is not None and span.is_recording():
                 _finish_span(span, scope, fields)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, fields: LogFields) -> None:

@@ -99,6 +99,11 @@ class Tracing:
         with self.tracer.start_as_current_span(
             name, context=parent, kind=SpanKind.SERVER, attributes=dict(attributes)
         ) as server_span:
+            if not server_span.is_recording():
+                # Not sampled: every child would be dropped too (the trace id and the parent's
+                # decision are the same for them), so skip their cost entirely.
+                yield server_span
+                return
             token = _current.set(_RequestTrace(self.tracer, server_span))
             try:
                 yield server_span
