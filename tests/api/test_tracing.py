@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from serving.core.tracing import Tracing, annotate, span
 from tests.conftest import ClientFactory, SettingsFactory
 from tests.otlp_receiver import ReceivedSpan, grpc_receiver, http_receiver
 
@@ -148,3 +149,28 @@ async def test_without_otel_variables_nothing_is_traced_or_logged_as_a_trace(
     (line,) = _access_lines(caplog)
     assert not hasattr(line, "trace_id")
     assert line.status == 200  # type: ignore[attr-defined]
+
+
+def test_any_front_end_can_start_a_request_span_from_a_carrier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the gRPC server will call with its metadata: same parent handling, same children."""
+    trace_id, parent_id, traceparent = _caller()
+    with http_receiver() as (endpoint, received):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        tracing = Tracing()
+        tracing.start()
+        with (
+            tracing.request_span(
+                "ModelInfer", {"traceparent": traceparent}, {"rpc.system": "grpc"}
+            ),
+            span("score"),
+        ):
+            annotate(model="iris")
+        tracing.shutdown()
+
+    (server,) = [s for s in received.spans if s.name == "ModelInfer"]
+    (child,) = [s for s in received.spans if s.name == "score"]
+    assert (server.trace_id, server.parent_span_id) == (trace_id, parent_id)
+    assert child.parent_span_id == server.span_id
+    assert server.attributes == {"rpc.system": "grpc", "serving.model": "iris"}
