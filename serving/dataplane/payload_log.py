@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 log = logging.getLogger(__name__)
 
 QUEUE_RECORDS = 10_000  # records waiting for the sink; more are dropped
+QUEUE_BYTES = 64 * 1024 * 1024  # and their bodies: a 10 MB request must not pin gigabytes
 BATCH_RECORDS = 256  # records per sink write
 WRITE_TIMEOUT_SECONDS = 2.0
 
@@ -37,6 +38,10 @@ class PayloadRecord:
     outputs: bytes
     latency_ms: float
     ts: float = 0.0  # seconds since the epoch; 0: now
+
+    @property
+    def size(self) -> int:
+        return len(self.inputs) + len(self.outputs)
 
     def to_json(self) -> bytes:
         """One JSON object. The bodies are embedded as they are: both were valid JSON (the
@@ -71,6 +76,7 @@ class PayloadLog:
         registry: CollectorRegistry,
         *,
         capacity: int = QUEUE_RECORDS,
+        capacity_bytes: int = QUEUE_BYTES,
         write_timeout_seconds: float = WRITE_TIMEOUT_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -78,6 +84,7 @@ class PayloadLog:
         self._write_timeout_seconds = write_timeout_seconds
         self._queue: asyncio.Queue[PayloadRecord] = asyncio.Queue(maxsize=capacity)
         self._in_flight: list[PayloadRecord] = []  # taken by run(), not yet written
+        self._capacity_bytes, self._queued_bytes = capacity_bytes, 0
         self.dropped = Counter(
             "serving_payload_log_dropped_total",
             "Sampled payload records not written: queue full, or the sink failed or timed out",
@@ -94,19 +101,24 @@ class PayloadLog:
         return self._sample >= 1.0 or (self._sample > 0.0 and self._draw() < self._sample)
 
     def offer(self, record: PayloadRecord) -> None:
-        """Never waits: a full queue drops the record."""
+        """Never waits: a full queue (records or bytes) drops the record."""
+        size = record.size
+        if self._queued_bytes + size > self._capacity_bytes:
+            self.dropped.labels("queue_full").inc()
+            return
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
             self.dropped.labels("queue_full").inc()
+        else:
+            self._queued_bytes += size
 
     async def run(self) -> None:
         """Forever: write what is queued, batch by batch."""
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH_RECORDS and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            self._in_flight = batch
+            first = await self._queue.get()
+            self._queued_bytes -= first.size
+            batch = self._in_flight = self._take([first])
             await self._write(batch)  # cancelled at shutdown: flush() writes the batch again
             self._in_flight = []
 
@@ -114,10 +126,16 @@ class PayloadLog:
         """Write what is queued now (at shutdown), each batch still under the timeout."""
         batch, self._in_flight = self._in_flight, []
         while batch or not self._queue.empty():
-            while len(batch) < BATCH_RECORDS and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            await self._write(batch)
+            await self._write(self._take(batch))
             batch = []
+
+    def _take(self, batch: list[PayloadRecord]) -> list[PayloadRecord]:
+        """Fill `batch` from the queue up to BATCH_RECORDS; its bytes leave the queue's bound."""
+        while len(batch) < BATCH_RECORDS and not self._queue.empty():
+            record = self._queue.get_nowait()
+            self._queued_bytes -= record.size
+            batch.append(record)
+        return batch
 
     async def aclose(self) -> None:
         await self.flush()

@@ -60,6 +60,16 @@ async def test_a_full_queue_drops_instead_of_waiting() -> None:
     assert _dropped(registry, "queue_full") == 7
 
 
+async def test_the_queue_is_bounded_by_bytes_too() -> None:
+    registry = CollectorRegistry()
+    log = PayloadLog(StuckSink(), 1.0, registry, capacity_bytes=3 * _record().size)
+
+    for number in range(5):
+        log.offer(_record(number))
+
+    assert _dropped(registry, "queue_full") == 2
+
+
 async def test_a_stuck_sink_times_out_and_its_batch_is_counted_as_dropped() -> None:
     sink, registry = StuckSink(), CollectorRegistry()
     log = PayloadLog(sink, 1.0, registry, write_timeout_seconds=0.05)
