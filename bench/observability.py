@@ -194,8 +194,9 @@ def measure(
 
 def cost_table(runs: dict[tuple[str, str], list[dict[str, float]]], names: list[str]) -> str:
     lines = [
-        "| model | variant | median req/s | vs off | vs before | p50 ms | p99 ms | min-max req/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| model | variant | median req/s | vs off | paired vs off | vs before | p50 ms | p99 ms "
+        "| min-max req/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model in MODELS:
         off = statistics.median(r["rps"] for r in runs[("off", model)])
@@ -205,8 +206,11 @@ def cost_table(runs: dict[tuple[str, str], list[dict[str, float]]], names: list[
             mine = runs[(name, model)]
             rps = statistics.median(r["rps"] for r in mine)
             vs_before = f"{rps / before:.3f}" if before else "-"
+            # each round measured the variants back to back: the ratio within a round
+            offs = runs[("off", model)]
+            paired = statistics.median(m["rps"] / o["rps"] for m, o in zip(mine, offs, strict=True))
             lines.append(
-                f"| {model} | {name} | {rps:.0f} | {rps / off:.3f} | {vs_before} "
+                f"| {model} | {name} | {rps:.0f} | {rps / off:.3f} | {paired:.3f} | {vs_before} "
                 f"| {statistics.median(r['p50_ms'] for r in mine):.2f} "
                 f"| {statistics.median(r['p99_ms'] for r in mine):.2f} "
                 f"| {min(r['rps'] for r in mine):.0f}-{max(r['rps'] for r in mine):.0f} |"
@@ -222,6 +226,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--baseline-python", help="python of a checkout before this feature")
+    parser.add_argument("--variants", help="comma list (default: all); `off` is always measured")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serving-obs-bench-") as raw:
         scratch = Path(raw)
