@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--baseline-python", help="python of a checkout before this feature")
+    parser.add_argument("--variants", help="comma list (default: all); `off` always runs")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma list")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -110,6 +112,9 @@ def main() -> None:
     names = ["off", "drift", "trace-100", "trace-1", "payload-100", "payload-1"]
     if args.baseline_python:
         names.insert(0, "before")
+    if args.variants:
+        names = [n for n in names if n in {*args.variants.split(","), "off"}]
+    models = args.models.split(",")
     results: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as raw, otlp_sink() as otlp:
         scratch = Path(raw)
@@ -122,7 +127,7 @@ def main() -> None:
             )
         for round_number in range(args.rounds):
             order = names[round_number % len(names) :] + names[: round_number % len(names)]
-            for model in MODELS:
+            for model in models:
                 for name in order:
                     baseline = name == "before"
                     checkout = Path(args.baseline_python).parents[2] if baseline else REPO_ROOT
@@ -138,7 +143,7 @@ def main() -> None:
                     print(line, file=sys.stderr, flush=True)
     print("| model | variant | median CPU us/request | vs off | vs before | min-max us |")
     print("|---|---|---:|---:|---:|---:|")
-    for model in MODELS:
+    for model in models:
         off = statistics.median(results[("off", model)])
         before = statistics.median(results[("before", model)]) if args.baseline_python else None
         for name in names:
