@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from serving.core.metrics import ServingMetrics
 from serving.core.settings import Settings
-from serving.core.tracing import record_span, span
+from serving.core.tracing import clock_ns, record_span, span
 from serving.dataplane.inputs import Matrix
 from serving.dataplane.scoring import Scores, score_now
 from serving.repository.manifest import ModelManifest
@@ -128,7 +128,7 @@ class _ModelQueue:
                     limiter=self._limiter,
                 )
         loop = asyncio.get_running_loop()
-        pending = _Pending(matrix, probabilities, loop.create_future(), time.time_ns())
+        pending = _Pending(matrix, probabilities, loop.create_future(), clock_ns())
         self._waiting.append(pending)
         self._waiting_rows += len(matrix)
         if self._waiting_rows >= self._policy.max_batch_size:
@@ -136,8 +136,9 @@ class _ModelQueue:
         if self._drainer is None:
             self._drainer = loop.create_task(self._drain(model))
         scores = await pending.answer
-        record_span("batch.wait", pending.queued_ns, pending.called_ns)
-        record_span("score", pending.called_ns, time.time_ns())
+        if pending.queued_ns:  # traced
+            record_span("batch.wait", pending.queued_ns, pending.called_ns)
+            record_span("score", pending.called_ns, time.time_ns())
         return scores
 
     async def _drain(self, model: LoadedModel) -> None:

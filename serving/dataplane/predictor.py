@@ -10,7 +10,7 @@ import orjson
 from serving.cache.base import CacheUnavailableError, PredictionCache, cache_key
 from serving.core.errors import InvalidInputError
 from serving.core.metrics import ServingMetrics
-from serving.core.tracing import annotate, span
+from serving.core.tracing import annotate_prediction, span
 from serving.dataplane.drift import DriftMonitor
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
 from serving.dataplane.scoring import Scorer, Scores
@@ -77,7 +77,7 @@ class Predictor:
         with span("cache.lookup"):
             cached = await self._lookup(key)
         is_hit = cached is not None
-        annotate(model=manifest.name, version=manifest.version, rows=len(matrix), cache_hit=is_hit)
+        annotate_prediction(manifest.name, manifest.version, len(matrix), is_hit)
         if cached is not None:
             self._metrics.predictions.labels(*labels, "hit").inc()
             self._metrics.rows.labels(*labels).inc(len(matrix))
