@@ -14,6 +14,7 @@ variant exactly as an operator would.
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import subprocess
@@ -61,6 +62,8 @@ async def _measure(model: str, requests: int, warmup: int) -> float:
             for number in range(warmup):
                 body = {"instances": [[row[0] + number * 1e-9, *row[1:]]]}
                 (await client.post(path, json=body)).raise_for_status()
+            gc.collect()
+            gc.freeze()  # as gunicorn_conf.when_ready does before the workers fork
             started = time.process_time()
             for number in range(warmup, warmup + requests):
                 body = {"instances": [[row[0] + number * 1e-9, *row[1:]]]}

@@ -9,10 +9,9 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from opentelemetry.trace import Span, StatusCode
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,6 +19,9 @@ from serving.core.errors import BodyTooLargeError
 from serving.core.tracing import Tracing, trace_ids
 from serving.dataplane.payload_log import PayloadLog, PayloadRecord
 from serving.v2.errors import is_protocol_path, protocol_error
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only once tracing is on
+    from opentelemetry.trace import Span
 
 log = logging.getLogger("serving.access")
 REQUEST_ID_HEADER = "x-request-id"
@@ -109,6 +111,8 @@ def _trace_headers(scope: Scope) -> dict[str, str]:
 
 def _finish_span(span: "Span", scope: Scope, fields: LogFields) -> None:
     """Name the span after the matched route (low cardinality), and record the outcome."""
+    from opentelemetry.trace import StatusCode
+
     route_path = getattr(scope.get("route"), "path", None)
     if isinstance(route_path, str):
         span.update_name(f"{scope['method']} {route_path}")
