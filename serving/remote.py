@@ -5,6 +5,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.core.errors import ServingError
 from serving.repository.manifest import ModelManifest
@@ -96,6 +97,41 @@ class RemoteRegistry:
             return {}
         answer: dict[str, Any] = response.json()
         return answer
+
+
+@dataclass(frozen=True)
+class VersionDrift:
+    rows: int  # inputs in the server's drift window
+    features: dict[str, float]  # PSI per feature
+
+    def worst_first(self) -> list[tuple[str, float]]:
+        return sorted(self.features.items(), key=lambda item: (-item[1], item[0]))
+
+
+def read_drift(
+    url: str, name: str, token: str | None = None, timeout_seconds: float = 10.0
+) -> dict[int, VersionDrift]:
+    """serving_feature_drift of model `name` per version, from the server's /metrics (sent
+    `token` as a bearer token when given, for a proxy that guards /metrics)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/metrics", headers=headers, timeout=timeout_seconds)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise RemoteError(f"cannot read {url}/metrics: {exc}") from exc
+    rows: dict[int, int] = {}
+    features: dict[int, dict[str, float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("model") != name or not labels.get("version", "").isdigit():
+                continue
+            version = int(labels["version"])
+            if sample.name == "serving_feature_drift_rows":
+                rows[version] = int(sample.value)
+            elif sample.name == "serving_feature_drift":
+                features.setdefault(version, {})[labels["feature"]] = sample.value
+    return {v: VersionDrift(rows.get(v, 0), found) for v, found in features.items()}
 
 
 def _reason(response: httpx.Response) -> str:

@@ -30,7 +30,7 @@ SettingsFactory = Callable[..., Settings]
 def _no_serving_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's shell must not change results."""
     for name in list(os.environ):
-        if name.startswith("SERVING_") or name == "PROMETHEUS_MULTIPROC_DIR":
+        if name.startswith(("SERVING_", "OTEL_")) or name == "PROMETHEUS_MULTIPROC_DIR":
             monkeypatch.delenv(name)
 
 

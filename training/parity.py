@@ -150,5 +150,7 @@ def read_rows(path: Path, n_features: int) -> CheckRows:
         raise ValueError(f"cannot read rows from {path}: {exc}") from exc
     rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
     if rows.shape[1] != n_features:
-        raise ValueError(f"{path} has {rows.shape[1]} columns; the model takes {n_features}")
+        raise ValueError(
+            f"{path} has {rows.shape[1]} columns; the model takes {n_features} columns"
+        )
     return CheckRows(rows[:MAX_ROWS], "data-file")

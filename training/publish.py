@@ -10,6 +10,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import numpy.typing as npt
 import sklearn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sklearn.base import is_classifier
@@ -22,6 +23,7 @@ from serving.repository.manifest import (
     Feature,
     ModelManifest,
 )
+from serving.repository.profile import FeatureProfile, profile_of
 from serving.repository.signing import TrustedKeys, sign
 from serving.repository.skops_types import load_skops
 from serving.repository.store import ModelStore
@@ -50,6 +52,7 @@ def describe(
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
     compiled: CompiledInfo | None = None,
+    profile_rows: npt.NDArray[np.float64] | None = None,
 ) -> ModelManifest:
     """Build the manifest of a fitted estimator whose serialised form is `artifact`."""
     n_features = int(estimator.n_features_in_)
@@ -72,6 +75,7 @@ def describe(
         artifact=ArtifactInfo(format=artifact_format, sha256=sha256_hex(artifact)),
         compiled=compiled,
         example=[float(value) for value in (example or [0.0] * n_features)],
+        profile=None if profile_rows is None else _profile(profile_rows, n_features),
     )
 
 
@@ -119,11 +123,14 @@ def prepare(
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
     check_rows: CheckRows | None = None,
+    profile_rows: npt.NDArray[np.float64] | None = None,
 ) -> SignedVersion:
     """Serialise, compile, describe and sign `estimator`, ready to publish or upload.
 
     `check_rows` are the rows the compiled form must agree with scikit-learn on (held-out
     or from a file); without them the parity gate generates rows (training/parity.py).
+    `profile_rows` (training rows) give the manifest's drift profile; without them the
+    version has no drift series.
     """
     artifact = serialize(estimator, artifact_format)
     example = example or [0.0] * int(estimator.n_features_in_)
@@ -137,6 +144,7 @@ def prepare(
         example=example,
         artifact_format=artifact_format,
         compiled=compiled_info,
+        profile_rows=profile_rows,
     )
     signature = sign(manifest, signing_key).model_dump_json().encode()
     return SignedVersion(manifest, artifact, signature, compiled)
@@ -153,6 +161,7 @@ def publish(
     example: Sequence[float] | None = None,
     artifact_format: ArtifactFormat = "joblib",
     check_rows: CheckRows | None = None,
+    profile_rows: npt.NDArray[np.float64] | None = None,
 ) -> int:
     """Store `estimator` as the next version of `name`, signed, and return that version."""
     signed = prepare(
@@ -164,6 +173,7 @@ def publish(
         example=example,
         artifact_format=artifact_format,
         check_rows=check_rows,
+        profile_rows=profile_rows,
     )
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
     return store.publish(
@@ -178,6 +188,14 @@ def read_estimator(path: Path) -> Any:
     if path.suffix == ".skops":
         return load_skops(path.read_bytes())
     return joblib.load(path)
+
+
+def _profile(rows: npt.NDArray[np.float64], n_features: int) -> list[FeatureProfile]:
+    """The drift profile of the training rows (features in the model's order)."""
+    matrix = np.asarray(rows, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != n_features or len(matrix) == 0:
+        raise ValueError(f"profile rows must be a non-empty table of {n_features} columns")
+    return profile_of(matrix)
 
 
 def _accepts_nan(estimator: Any, n_features: int) -> bool:

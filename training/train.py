@@ -41,6 +41,7 @@ def train(name: str, root: Path, signing_key: Ed25519PrivateKey) -> int:
             metrics=metrics,
             example=data.x_test[0].tolist(),
             check_rows=CheckRows(data.x_test, "held-out"),
+            profile_rows=data.x_train,  # the distribution the model learned, for drift
         )
     shown = ", ".join(f"{key}={value:.4f}" for key, value in metrics.items())
     print(f"[{name}] published version {version} ({shown})", file=sys.stderr)

@@ -17,6 +17,7 @@ from serving.api.error_handlers import EXCEPTION_HANDLERS
 from serving.api.grpc_hook import grpc_server
 from serving.api.http_metrics import instrument_http
 from serving.api.middleware import GZipIfAccepted, RequestContextMiddleware
+from serving.api.observability import Observability
 from serving.api.openapi import install_model_examples
 from serving.api.routes import health, management, models, predict, traffic, v2
 from serving.cache.base import NullCache, PredictionCache
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     metrics = ServingMetrics(CollectorRegistry())
     shadow_metrics = ShadowMetrics(metrics.registry)
+    observability = Observability.build(settings, metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,9 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.management = ModelManagement(store, notifier)
         scorer = build_scorer(settings, metrics)
         shadow = ShadowCopier(registry, scorer, shadow_metrics, settings.shadow_sample)
-        app.state.predictor = Predictor(registry, cache, scorer, metrics, shadow)
         log.info("started", extra={"models": sorted(registry.models), "trusted_keys": len(keys)})
-        async with anyio.create_task_group() as tasks:
+        async with anyio.create_task_group() as tasks, observability.running(tasks):
+            drift = observability.drift  # set once running: the counts files are the worker's
+            app.state.predictor = Predictor(registry, cache, scorer, metrics, shadow, drift)
             tasks.start_soon(follow_registry, registry, wakeup, settings.poll_interval_seconds)
             tasks.start_soon(shadow.run)
             if settings.redis_url:
@@ -94,16 +97,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(management.router)
     app.include_router(traffic.router)
     app.include_router(v2.router)
-    _add_metrics_route(app, metrics)
+    _add_metrics_route(app, metrics, observability)
     _add_root_redirect(app)
     install_model_examples(app)
-    _add_middleware(app, settings, metrics)
+    _add_middleware(app, settings, metrics, observability)
     instrument_http(app, metrics.registry)  # outermost: it also sees 413s from the middleware
     return app
 
 
-def _add_metrics_route(app: FastAPI, metrics: ServingMetrics) -> None:
-    render = exposition(metrics.registry)
+def _add_metrics_route(app: FastAPI, metrics: ServingMetrics, observed: Observability) -> None:
+    render = exposition(metrics.registry, observed.drift_collector)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -127,7 +130,9 @@ def _build_cache(settings: Settings, metrics: ServingMetrics) -> PredictionCache
     )
 
 
-def _add_middleware(app: FastAPI, settings: Settings, metrics: ServingMetrics) -> None:
+def _add_middleware(
+    app: FastAPI, settings: Settings, metrics: ServingMetrics, observed: Observability
+) -> None:
     """Added innermost first: request context ends up outermost, so it sees every answer.
 
     Admission sits inside CORS and the request context, so a 503 or 504 carries their
@@ -152,4 +157,6 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServingMetrics) -
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        tracing=observed.tracing,
+        payload_log=observed.payload_log,
     )

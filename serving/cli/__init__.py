@@ -1,15 +1,16 @@
 """The `serving` command: run the server, publish versions, move aliases, list models.
 
-One module per group of verbs: `server` (serve), `publishing` (train, push) and `versions`
-(promote, rollback, delete-alias, delete-version, models). `environment` reads the settings
-and the admin token; `targets` picks the local registry or a running server.
+One module per group of verbs: `server` (serve), `publishing` (train, push), `versions`
+(promote, rollback, delete-alias, delete-version, models), `traffic` (traffic split and
+shadow) and `drift` (input drift per feature). `environment` reads the settings and the
+admin token; `targets` picks the local registry or a running server.
 """
 
 import argparse
 import sys
 from collections.abc import Sequence
 
-from serving.cli import publishing, server, traffic, versions
+from serving.cli import drift, publishing, server, traffic, versions
 from serving.cli.environment import ADMIN_TOKEN_ENV, SettingsError
 from serving.core.errors import ServingError
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     publishing.add_commands(verbs.add_parser)
     versions.add_commands(verbs.add_parser)
     traffic.add_commands(verbs.add_parser)
+    drift.add_commands(verbs.add_parser)
     return parser
 
 

@@ -52,7 +52,9 @@ def add_commands(add_parser: Callable[..., argparse.ArgumentParser]) -> None:
         "--data",
         type=Path,
         metavar="FILE",
-        help="rows (.npy, or CSV without labels) the compiled form must agree on",
+        help="training rows (.npy, or CSV without labels; the first 10,000 are read): the "
+        "compiled form must agree on them, and they give the drift profile (without --data, "
+        "the version has no drift series)",
     )
     add_target_flags(push)
     push.set_defaults(run=push_file)
@@ -134,6 +136,7 @@ def _signed_version(args: argparse.Namespace, settings: Settings) -> "SignedVers
             example=example,
             artifact_format=args.format,
             check_rows=rows,
+            profile_rows=None if rows is None else rows.rows,  # one file feeds both
         )
     except (ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
         raise InvalidInputError(f"cannot describe {args.file} as {args.name!r}: {exc}") from exc

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 # Settings: both must agree, and the library's reading is the one that counts.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 DEFAULT_MULTIPROC_PREFIX = "serving-metrics-"  # temporary directories `serving serve` makes
+DRIFT_FILES = "drift-*.counts"  # input counts per version, shared by the workers (drift)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 10000)
@@ -201,15 +202,21 @@ class _WithoutGoneSeries(Collector):
         return families
 
 
-def exposition(registry: CollectorRegistry) -> Callable[[], bytes]:
-    """Renders /metrics: this process's registry, or every worker's files merged.
+def exposition(registry: CollectorRegistry, *shared: Collector) -> Callable[[], bytes]:
+    """Renders /metrics: this process's registry, or every worker's files merged; plus the
+    `shared` collectors, which read state every worker shares (e.g. drift counts files).
 
     Blocking (it reads the files in multiprocess mode): call it in a worker thread.
     """
     directory = multiprocess_dir()
     if directory is None:
+        for collector in shared:
+            registry.register(collector)
         return lambda: generate_latest(registry)
-    merged = _WithoutGoneSeries(directory)
+    merged = CollectorRegistry()
+    merged.register(_WithoutGoneSeries(directory))
+    for collector in shared:
+        merged.register(collector)
     return lambda: generate_latest(merged)
 
 
@@ -221,12 +228,13 @@ def multiprocess_dir() -> Path | None:
 def clear_multiprocess_dir(directory: Path) -> None:
     """Called by the gunicorn master before any worker starts and after the last one stops.
 
-    Only prometheus_client's own *.db files are removed, in case the variable points at a
-    directory that holds anything else.
+    Only prometheus_client's own *.db files and our drift counts are removed, in case the
+    variable points at a directory that holds anything else.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink(missing_ok=True)
+    for pattern in ("*.db", DRIFT_FILES):
+        for stale in directory.glob(pattern):
+            stale.unlink(missing_ok=True)
 
 
 def remove_multiprocess_dir(directory: Path) -> None:

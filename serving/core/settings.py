@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     gc_threshold: int = Field(default=50_000, ge=1)
     shadow_sample: float = Field(default=1.0, ge=0, le=1)  # share of routed requests shadowed
     log_level: str = "info"
+    # Recent inputs each version's drift is computed over: rows ("10000") or a time ("15m",
+    # "900s", "1h"); "0" turns drift counting off.
+    drift_window: str = Field(default="10000", pattern=r"^\s*(\d+|\d+(\.\d+)?[smh])\s*$")
+    # Where sampled requests and answers go: redis://host:port/db#stream or file:/path.jsonl.
+    payload_log: str | None = None
+    payload_sample: float = Field(default=1.0, ge=0.0, le=1.0)  # share of requests logged
 
     # `serving serve` (gunicorn)
     host: str = "0.0.0.0"

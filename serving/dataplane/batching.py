@@ -19,6 +19,7 @@ gets 1 row or 32), so merging turns that fixed cost into a cost per batch.
 """
 
 import asyncio
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,7 @@ import anyio
 from serving.core.errors import OverloadedError
 from serving.core.metrics import ServingMetrics
 from serving.core.settings import Settings
+from serving.core.tracing import clock_ns, record_span, span
 from serving.dataplane.inputs import Matrix
 from serving.dataplane.merged import BatchObserver, Pending, score_batch, score_observed
 from serving.dataplane.scoring import Scores
@@ -134,17 +136,24 @@ class _ModelQueue:
         self, model: LoadedModel, matrix: Matrix, probabilities: bool, max_queued: int
     ) -> Scores:
         if not self._policy.merges:
-            return await self._in_pool(score_observed, model, matrix, probabilities, self._observe)
+            with span("score"):
+                return await self._in_pool(
+                    score_observed, model, matrix, probabilities, self._observe
+                )
         self._make_room(max_queued)
         loop = asyncio.get_running_loop()
-        pending = Pending(matrix, probabilities, loop.create_future())
+        pending = Pending(matrix, probabilities, loop.create_future(), clock_ns())
         self._waiting.append(pending)
         self._waiting_rows += len(matrix)
         if self._waiting_rows >= self._policy.max_batch_size:
             self._full.set()
         if self._drainer is None:
             self._drainer = loop.create_task(self._drain(model))
-        return await pending.answer
+        scores = await pending.answer
+        if pending.queued_ns:  # traced
+            record_span("batch.wait", pending.queued_ns, pending.called_ns)
+            record_span("score", pending.called_ns, time.time_ns())
+        return scores
 
     def _make_room(self, max_queued: int) -> None:
         """Drops the places of callers that went away; refuses when the rest fill the queue."""
@@ -194,6 +203,9 @@ class _ModelQueue:
         return batch
 
     async def _call(self, model: LoadedModel, batch: list[Pending]) -> list[Scores | Exception]:
+        called_ns = time.time_ns()
+        for pending in batch:
+            pending.called_ns = called_ns
         return await self._in_pool(score_batch, model, batch, self._observe)
 
     @staticmethod

@@ -23,6 +23,8 @@ class Pending:
     matrix: Matrix
     probabilities: bool
     answer: "asyncio.Future[Scores]"
+    queued_ns: int = 0  # for the request's trace: queued, then scored in a (merged) call
+    called_ns: int = 0
 
 
 def score_batch(

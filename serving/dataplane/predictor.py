@@ -16,6 +16,8 @@ from serving.core.errors import (
     ServingError,
 )
 from serving.core.metrics import ServingMetrics
+from serving.core.tracing import annotate_prediction, span
+from serving.dataplane.drift import DriftMonitor
 from serving.dataplane.inputs import Matrix, PredictBody, to_matrix
 from serving.dataplane.offload import converts_inline
 from serving.dataplane.scoring import Scorer, Scores
@@ -46,9 +48,10 @@ class Predictor:
         scorer: Scorer,
         metrics: ServingMetrics,
         shadow: ShadowCopier | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self._registry, self._cache, self._scorer = registry, cache, scorer
-        self._metrics, self._shadow = metrics, shadow
+        self._metrics, self._shadow, self._drift = metrics, shadow, drift
 
     async def predict(
         self, name: str, body: PredictBody, routing_key: str | None = None
@@ -59,7 +62,8 @@ class Predictor:
         try:
             if body.probabilities and not manifest.has_predict_proba:
                 raise InvalidInputError(f"{name} is a {manifest.task} model: no probabilities")
-            matrix = await _convert(body, model)
+            with span("convert"):
+                matrix = await _convert(body, model)
             payload, scores, is_hit = await self._answer(model, matrix, body.probabilities)
         except ServingError as exc:  # by version, so a canary's error rate can be compared
             self._metrics.prediction_errors.labels(name, str(manifest.version), exc.code).inc()
@@ -90,14 +94,19 @@ class Predictor:
         """The encoded /predict answer from the cache or the scorer; Scores only when scored."""
         manifest = model.manifest
         labels = (manifest.name, str(manifest.version))
+        if self._drift is not None:
+            self._drift.observe(model, matrix)
         key = self._key(manifest, matrix, probabilities)
-        cached = await self._lookup(key)
+        with span("cache.lookup"):
+            cached = await self._lookup(key)
+        annotate_prediction(manifest.name, manifest.version, len(matrix), cached is not None)
         if cached is not None:
             self._metrics.predictions.labels(*labels, "hit").inc()
             self._metrics.rows.labels(*labels).inc(len(matrix))
             return cached, None, True
         scores = await self._scored(model, matrix, probabilities)
-        payload = encode(manifest.name, manifest.version, scores)
+        with span("encode"):
+            payload = encode(manifest.name, manifest.version, scores)
         await self._cache.set(key, payload)
         self._metrics.predictions.labels(*labels, "miss").inc()
         self._metrics.rows.labels(*labels).inc(len(matrix))

@@ -7,6 +7,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serving.repository.names import NAME_PATTERN
+from serving.repository.profile import FeatureProfile
 
 MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "signature.json"
@@ -106,6 +107,9 @@ class ModelManifest(BaseModel):
     example: list[float] = Field(min_length=1)
     batching: BatchingOverride | None = None
     description: str = ""
+    # Training distribution of each feature, in feature order, for the drift series. None for
+    # versions published without training rows (and every manifest written before it existed).
+    profile: list[FeatureProfile] | None = None
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "ModelManifest":
@@ -117,6 +121,10 @@ class ModelManifest(BaseModel):
             raise ValueError("feature names must be unique")
         if self.has_predict_proba and self.task != "classification":
             raise ValueError("only classifiers have predict_proba")
+        if self.profile is not None and len(self.profile) != self.n_features:
+            raise ValueError(
+                f"profile has {len(self.profile)} features, expected {self.n_features}"
+            )
         return self
 
     @property
@@ -127,15 +135,20 @@ class ModelManifest(BaseModel):
         return self.model_copy(update={"version": version})
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+        excluded = {"profile"} if self.profile is None else None  # as written before profiles
+        return orjson.dumps(
+            self.model_dump(mode="json", exclude=excluded), option=orjson.OPT_INDENT_2
+        )
 
 
 def signed_payload(manifest: ModelManifest) -> bytes:
     """Canonical bytes a signature covers: the manifest without its registry-assigned version.
 
-    Fields added since the first manifests are left out while unset, so the signatures
-    of versions published before them still verify.
+    Fields added since the first manifests (`compiled`, `profile`) are left out while unset,
+    so the signatures of versions published before them still verify.
     """
-    unset_additions = {"compiled"} if manifest.compiled is None else set()
+    unset_additions = {
+        field for field in ("compiled", "profile") if getattr(manifest, field) is None
+    }
     document = manifest.model_dump(mode="json", exclude={"version", *unset_additions})
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

@@ -21,11 +21,12 @@ from serving.api.deps import (
     registry_of,
     settings_of,
 )
-from serving.api.middleware import LOG_FIELDS, REQUESTED_MODEL
+from serving.api.middleware import LOG_FIELDS, PAYLOAD_FIELDS, REQUESTED_MODEL
 from serving.api.routes.lean import LeanRoute
 from serving.api.routes.traffic import ROUTING_KEY
 from serving.api.schemas import ErrorResponse, PredictRequest, PredictResponse
 from serving.core.errors import MalformedRequestError
+from serving.core.tracing import span
 from serving.dataplane.inputs import PredictBody, parse_predict_body, parse_version
 from serving.dataplane.offload import decodes_inline
 from serving.dataplane.predictor import Prediction
@@ -67,11 +68,17 @@ async def _read_body(request: Request, fields: frozenset[str]) -> PredictBody:
         await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes
     )
     max_rows = settings.max_rows
-    if decodes_inline(len(raw)):
-        return parse_predict_body(raw, allowed=fields, max_rows=max_rows)
-    return await anyio.to_thread.run_sync(
-        lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows, convert=True)
-    )
+    with span("decode"):
+        if decodes_inline(len(raw)):
+            body = parse_predict_body(raw, allowed=fields, max_rows=max_rows)
+        else:
+            body = await anyio.to_thread.run_sync(
+                lambda: parse_predict_body(raw, allowed=fields, max_rows=max_rows, convert=True)
+            )
+    sampled = request.scope.get(PAYLOAD_FIELDS)  # the payload log drew this request
+    if sampled is not None:
+        sampled["inputs"] = raw
+    return body
 
 
 def _respond(request: Request, prediction: Prediction) -> Response:
@@ -79,6 +86,9 @@ def _respond(request: Request, prediction: Prediction) -> Response:
     request.scope[LOG_FIELDS].update(
         model=prediction.model, version=prediction.version, cache=cache
     )
+    sampled = request.scope.get(PAYLOAD_FIELDS)
+    if sampled is not None:
+        sampled["outputs"] = prediction.payload
     return Response(prediction.payload, media_type="application/json", headers={"X-Cache": cache})
 
 
