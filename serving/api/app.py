@@ -74,7 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 tasks.start_soon(listen_forever, settings.redis_url, wakeup.wake)
             try:
                 async with grpc_server(
-                    settings, registry, store, app.state.predictor, metrics.registry
+                    settings,
+                    registry,
+                    store,
+                    app.state.predictor,
+                    metrics.registry,
+                    observability.tracing,
                 ) as port:
                     app.state.grpc_port = port
                     yield

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from serving.api.auth import require_admin, require_api_key
 from serving.core.settings import Settings
+from serving.core.tracing import Tracing
 from serving.dataplane.predictor import Predictor
 from serving.grpcapi.calls import Guard
 from serving.grpcapi.server import GrpcOptions, serving_grpc
@@ -25,6 +26,7 @@ def grpc_server(
     store: ModelStore,
     predictor: Predictor,
     metrics: CollectorRegistry,
+    tracing: Tracing,
 ) -> AbstractAsyncContextManager[int | None]:
     """Serves gRPC while entered (nothing when SERVING_GRPC_PORT is 0); yields the port."""
     options = GrpcOptions(
@@ -40,5 +42,5 @@ def grpc_server(
         ),
         admin=partial(require_admin, admin_tokens=settings.admin_tokens),
     )
-    plane = DataPlane(registry, store, predictor, settings.max_rows)
+    plane = DataPlane(registry, store, predictor, settings.max_rows, tracing)
     return serving_grpc(options, plane, guard, metrics)

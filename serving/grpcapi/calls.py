@@ -4,6 +4,8 @@
 implies (status.py) and its message; anything else with INTERNAL and a logged traceback.
 Each call writes one JSON log line, as an HTTP request does, and counts in
 `serving_grpc_requests_total{method,code}` and `serving_grpc_request_seconds{method}`.
+When tracing is on, each call is a server span continuing the caller's W3C trace context
+(`traceparent` / `tracestate` metadata), as an HTTP request is.
 """
 
 import logging
@@ -22,10 +24,13 @@ from grpc import aio
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from serving.core.errors import ServingError
+from serving.core.tracing import Tracing, trace_ids
 from serving.grpcapi.status import status_of
 
 log = logging.getLogger("serving.access")
 REQUEST_ID_KEY = "x-request-id"
+SERVICE = "inference.GRPCInferenceService"
+_TRACE_KEYS = ("traceparent", "tracestate")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 Context = aio.ServicerContext[Any, Any]
 CredentialCheck = Callable[[str | None], None]  # raises AuthenticationError and the like
@@ -122,6 +127,7 @@ def _log_call(
 
 class _Observed(Protocol):
     metrics: CallMetrics
+    tracing: Tracing
 
 
 S = TypeVar("S", bound=_Observed)
@@ -135,28 +141,50 @@ def observed(handler: Handler[S, Req, Resp]) -> Handler[S, Req, Resp]:
 
     @wraps(handler)
     async def call(self: S, request: Req, context: Context) -> Resp:
-        started = time.perf_counter()
         fields: dict[str, Any] = {}
         _LOG_FIELDS.set(fields)
-        code = grpc.StatusCode.CANCELLED  # stays so if the client leaves or its deadline passes
-        try:
-            answer = await handler(self, request, context)
-            code = grpc.StatusCode.OK
-            return answer
-        except ServingError as exc:
-            code = status_of(exc)
-            await context.abort(code, exc.message)
-        except Exception as exc:
-            if isinstance(exc, aio.AbortError):
-                raise
-            log.exception("unhandled error", extra={"rpc": method})
-            code = grpc.StatusCode.INTERNAL
-            await context.abort(code, "internal error; see the server log")
-        finally:
-            code = _past_deadline(code, context)
-            elapsed = time.perf_counter() - started
-            self.metrics.record(method, code, elapsed)
-            _log_call(method, code, elapsed, context, fields)
-        raise AssertionError("context.abort always raises")  # for the type checker
+        if self.tracing.tracer is None:  # tracing off: not one OpenTelemetry call
+            return await _answer(handler, self, request, context, fields)
+        attributes = {"rpc.system": "grpc", "rpc.service": SERVICE, "rpc.method": method}
+        carrier = _trace_metadata(context)
+        with self.tracing.request_span(f"{SERVICE}/{method}", carrier, attributes) as span:
+            fields.update(trace_ids(span))
+            return await _answer(handler, self, request, context, fields)
 
     return call
+
+
+async def _answer(
+    handler: Handler[S, Req, Resp], self: S, request: Req, context: Context, fields: dict[str, Any]
+) -> Resp:
+    method = handler.__name__
+    started = time.perf_counter()
+    code = grpc.StatusCode.CANCELLED  # stays so if the client leaves or its deadline passes
+    try:
+        answer = await handler(self, request, context)
+        code = grpc.StatusCode.OK
+        return answer
+    except ServingError as exc:
+        code = status_of(exc)
+        await context.abort(code, exc.message)
+    except Exception as exc:
+        if isinstance(exc, aio.AbortError):
+            raise
+        log.exception("unhandled error", extra={"rpc": method})
+        code = grpc.StatusCode.INTERNAL
+        await context.abort(code, "internal error; see the server log")
+    finally:
+        code = _past_deadline(code, context)
+        elapsed = time.perf_counter() - started
+        self.metrics.record(method, code, elapsed)
+        _log_call(method, code, elapsed, context, fields)
+    raise AssertionError("context.abort always raises")  # for the type checker
+
+
+def _trace_metadata(context: Context) -> dict[str, str]:
+    """The caller's W3C trace context from the call's metadata (keys arrive lower-case)."""
+    return {
+        key: value
+        for key, value in context.invocation_metadata() or ()
+        if key in _TRACE_KEYS and isinstance(value, str)
+    }

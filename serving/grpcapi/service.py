@@ -6,12 +6,13 @@ HTTP, so both transports give the same answers. Health and server metadata are o
 repository RPCs need an admin token and act on this worker only, as over HTTP.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
 from serving.core.errors import MalformedRequestError, ModelNotFoundError
+from serving.core.tracing import Tracing
 from serving.dataplane.inputs import VersionSpec, parse_version
 from serving.dataplane.predictor import Predictor
 from serving.grpcapi.calls import CallMetrics, Context, Guard, log_fields, observed
@@ -31,11 +32,13 @@ class DataPlane:
     store: ModelStore
     predictor: Predictor
     max_rows: int
+    tracing: Tracing = field(default_factory=Tracing)  # the HTTP side's: started with it
 
 
 class InferenceServicer(GRPCInferenceServiceServicer):
     def __init__(self, plane: DataPlane, guard: Guard, metrics: CallMetrics) -> None:
         self.plane, self.guard, self.metrics = plane, guard, metrics
+        self.tracing = plane.tracing
         self._server = pb.ServerMetadataResponse(**server_metadata())
 
     # --- server ---------------------------------------------------------------------------

@@ -4,10 +4,12 @@ import logging
 import secrets
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from serving.core.tracing import Tracing, annotate, span
 from tests.conftest import ClientFactory, SettingsFactory
+from tests.grpc_helpers import grpc_settings, raw_request, running_grpc_app
 from tests.otlp_receiver import ReceivedSpan, grpc_receiver, http_receiver
 
 _ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
@@ -154,7 +156,7 @@ async def test_without_otel_variables_nothing_is_traced_or_logged_as_a_trace(
 def test_any_front_end_can_start_a_request_span_from_a_carrier(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """What the gRPC server will call with its metadata: same parent handling, same children."""
+    """What the gRPC server calls with its metadata: same parent handling, same children."""
     trace_id, parent_id, traceparent = _caller()
     with http_receiver() as (endpoint, received):
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
@@ -174,3 +176,31 @@ def test_any_front_end_can_start_a_request_span_from_a_carrier(
     assert (server.trace_id, server.parent_span_id) == (trace_id, parent_id)
     assert child.parent_span_id == server.span_id
     assert server.attributes == {"rpc.system": "grpc", "serving.model": "iris"}
+
+
+async def test_a_grpc_call_continues_the_callers_trace_with_child_spans(
+    settings_for: SettingsFactory,
+    otlp_http: list[ReceivedSpan],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    trace_id, parent_id, traceparent = _caller()
+    row = np.array([_ROW["instances"][0]])
+
+    async with running_grpc_app(grpc_settings(settings_for)) as app:
+        answer = await app.stub.ModelInfer(
+            raw_request("iris", row), metadata=(("traceparent", traceparent),)
+        )
+
+    assert answer.model_name == "iris"
+    mine = [span for span in otlp_http if span.trace_id == trace_id]
+    (server,) = [span for span in mine if span.kind == _SERVER]
+    assert server.parent_span_id == parent_id
+    assert server.name == "inference.GRPCInferenceService/ModelInfer"
+    assert server.attributes["rpc.system"] == "grpc"
+    assert server.attributes["serving.model"] == "iris"
+    assert server.attributes["serving.rows"] == 1
+    assert server.attributes["serving.cache_hit"] is False
+    children = {span.name for span in mine if span.parent_span_id == server.span_id}
+    assert children == _CHILDREN - {"decode", "convert"}  # the protocol decodes its own tensors
+    (line,) = [r for r in caplog.records if getattr(r, "rpc", None) == "ModelInfer"]
+    assert (line.trace_id, line.span_id) == (trace_id, server.span_id)  # type: ignore[attr-defined]
