@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from serving.api.auth import require_admin, require_api_key
 from serving.core.settings import Settings
 from serving.dataplane.predictor import Predictor
+from serving.grpcapi.admission import CallAdmission
 from serving.grpcapi.calls import Guard
 from serving.grpcapi.server import GrpcOptions, serving_grpc
 from serving.grpcapi.service import DataPlane
@@ -40,5 +41,6 @@ def grpc_server(
         ),
         admin=partial(require_admin, admin_tokens=settings.admin_tokens),
     )
-    plane = DataPlane(registry, store, predictor, settings.max_rows)
+    admission = CallAdmission(settings.max_inflight, settings.request_timeout_seconds)
+    plane = DataPlane(registry, store, predictor, settings.max_rows, admission)
     return serving_grpc(options, plane, guard, metrics)
