@@ -13,6 +13,7 @@ from serving.api.auth import require_admin, require_api_key
 from serving.core.settings import Settings
 from serving.core.tracing import Tracing
 from serving.dataplane.predictor import Predictor
+from serving.grpcapi.admission import CallAdmission
 from serving.grpcapi.calls import Guard
 from serving.grpcapi.server import GrpcOptions, serving_grpc
 from serving.grpcapi.service import DataPlane
@@ -42,5 +43,6 @@ def grpc_server(
         ),
         admin=partial(require_admin, admin_tokens=settings.admin_tokens),
     )
-    plane = DataPlane(registry, store, predictor, settings.max_rows, tracing)
+    admission = CallAdmission(settings.max_inflight, settings.request_timeout_seconds)
+    plane = DataPlane(registry, store, predictor, settings.max_rows, admission, tracing)
     return serving_grpc(options, plane, guard, metrics)

@@ -15,7 +15,8 @@ from serving.core.errors import MalformedRequestError, ModelNotFoundError
 from serving.core.tracing import Tracing
 from serving.dataplane.inputs import VersionSpec, parse_version
 from serving.dataplane.predictor import Predictor
-from serving.grpcapi.calls import CallMetrics, Context, Guard, log_fields, observed
+from serving.grpcapi.admission import CallAdmission
+from serving.grpcapi.calls import CallMetrics, Context, Guard, log_fields, observed, routing_key
 from serving.grpcapi.protocol import open_inference_pb2 as pb
 from serving.grpcapi.protocol.open_inference_pb2_grpc import GRPCInferenceServiceServicer
 from serving.grpcapi.tensors import decode_request, encode_response
@@ -32,6 +33,7 @@ class DataPlane:
     store: ModelStore
     predictor: Predictor
     max_rows: int
+    admission: CallAdmission
     tracing: Tracing = field(default_factory=Tracing)  # the HTTP side's: started with it
 
 
@@ -106,6 +108,11 @@ class InferenceServicer(GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
         self.guard.require_api_key(context)
+        return await self.plane.admission.run(lambda: self._infer(request, context))
+
+    async def _infer(
+        self, request: pb.ModelInferRequest, context: Context
+    ) -> pb.ModelInferResponse:
         plane = self.plane
         decoded, as_raw = decode_request(request)
         name = request.model_name
@@ -116,6 +123,7 @@ class InferenceServicer(GRPCInferenceServiceServicer):
             _version(request.model_version),
             decoded,
             plane.max_rows,
+            routing_key(context),
         )
         log_fields().update(
             model=name, version=scored.version, cache="HIT" if scored.is_cache_hit else "MISS"

@@ -22,10 +22,9 @@ from serving.core.errors import (
     ServingError,
 )
 from serving.registry.retries import LoadRetries
-from serving.registry.state import ModelState, RegistryObserver, fallbacks, version_of
+from serving.registry.state import ModelState, RegistryObserver, fallbacks, read_disk, version_of
 from serving.registry.traffic import split_alias
 from serving.registry.traffic_follow import read_traffic
-from serving.repository.aliases import AliasTable
 from serving.repository.loader import VerifiedLoader
 from serving.repository.manifest import ModelManifest
 from serving.repository.store import LoadedModel, ModelStore
@@ -167,7 +166,7 @@ class ModelRegistry:
     async def _refreshed(self, name: str) -> ModelState:
         current = self._models.get(name) or ModelState(name=name, served=None)
         try:
-            aliases, versions, wanted = await anyio.to_thread.run_sync(self._read_disk, name)
+            aliases, versions, wanted = await anyio.to_thread.run_sync(read_disk, self._store, name)
         except ServingError as exc:  # the model vanished or its files are unreadable
             log.warning("cannot read model %s from the registry: %s", name, exc)
             return current
@@ -252,10 +251,6 @@ class ModelRegistry:
             self._on_demand = OrderedDict(
                 (key, model) for key, model in self._on_demand.items() if key[0] != name
             )
-
-    def _read_disk(self, name: str) -> tuple[AliasTable, list[int], int]:
-        aliases = self._store.read_aliases(name)
-        return aliases, self._store.versions(name), self._store.served_version(name, aliases)
 
     async def _load_on_demand(self, name: str, version: int) -> LoadedModel:
         key = (name, version)

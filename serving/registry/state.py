@@ -6,7 +6,7 @@ from typing import Protocol
 
 from serving.repository.aliases import DEFAULT_ALIAS, AliasTable
 from serving.repository.loader import LoadObserver
-from serving.repository.store import LoadedModel
+from serving.repository.store import LoadedModel, ModelStore
 from serving.repository.traffic import DEFAULT_TRAFFIC, TrafficTable
 
 
@@ -28,6 +28,12 @@ class RegistryObserver(LoadObserver, Protocol):
     def registry_changed(
         self, loaded: Mapping[str, Sequence[int]], aliases: Mapping[str, Mapping[str, int]]
     ) -> None: ...
+
+
+def read_disk(store: ModelStore, name: str) -> tuple[AliasTable, list[int], int]:
+    """Blocking: one model's alias table, versions and the version it serves by default."""
+    aliases = store.read_aliases(name)
+    return aliases, store.versions(name), store.served_version(name, aliases)
 
 
 def fallbacks(aliases: AliasTable, versions: list[int], wanted: int, limit: int = 5) -> list[int]:

@@ -31,6 +31,8 @@ from tests.uploads import ADMIN, ADMIN_TOKEN, signed_iris
 
 pytestmark = pytest.mark.slow
 PROMOTION_BOUND_SECONDS = 2.0
+CHANNEL_SEARCH_SECONDS = 30.0  # how long new connections are tried to reach every worker
+MAX_CHANNELS_TRIED = 400
 IRIS_ROW = np.array([[5.1, 3.5, 1.4, 0.2]])
 
 
@@ -82,9 +84,17 @@ def _worker_of(server: ServerProcess, request_id: str, timeout_seconds: float = 
 def _channels_on_every_worker(
     server: ServerProcess, port: int, workers: set[int]
 ) -> dict[int, grpc.Channel]:
-    """pid -> an open channel to that worker; at most 40 channels are tried."""
+    """pid -> an open channel to that worker.
+
+    Readiness proves only that one worker serves; another may bind the port a moment later,
+    so new connections are tried until every worker has answered one (bounded in time and
+    in count).
+    """
     found: dict[int, grpc.Channel] = {}
-    for attempt in range(40):
+    deadline = time.monotonic() + CHANNEL_SEARCH_SECONDS
+    for attempt in range(MAX_CHANNELS_TRIED):
+        if time.monotonic() > deadline:
+            break
         channel = _channel(port)
         request_id = f"probe-{attempt}"
         stub = GRPCInferenceServiceStub(channel)
@@ -96,7 +106,7 @@ def _channels_on_every_worker(
             found[pid] = channel
         if set(found) == workers:
             return found
-    raise AssertionError(f"40 connections reached only workers {sorted(found)} of {workers}")
+    raise AssertionError(f"new connections reached only workers {sorted(found)} of {workers}")
 
 
 def _served_version(channel: grpc.Channel) -> str:

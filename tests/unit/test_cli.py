@@ -3,6 +3,7 @@
 import argparse
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,24 @@ def test_serve_checks_the_trusted_keys_before_starting_gunicorn(
 
     assert (code, started) == (1, [])
     assert err.startswith("error: cannot read SERVING_TRUSTED_KEYS_FILE")
+
+
+def test_serve_refuses_a_grpc_port_another_server_listens_on(
+    local_registry: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append(argv))
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        monkeypatch.setenv("SERVING_GRPC_PORT", str(other_server.getsockname()[1]))
+
+        refused, _, err = _run(capsys, "serve", "--workers", "1", "--host", "127.0.0.1")
+    monkeypatch.setenv("SERVING_GRPC_PORT", "0")
+    main(["serve", "--workers", "1", "--host", "127.0.0.1"])
+
+    assert refused == 1 and "is already in use" in err
+    assert len(started) == 1  # only the second call went on to start gunicorn
 
 
 def test_a_damaged_signing_key_is_one_line(
