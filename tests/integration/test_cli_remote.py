@@ -11,6 +11,7 @@ import pytest
 
 from tests.processes import REPO_ROOT, running_server, server_environment
 from tests.uploads import ADMIN_TOKEN
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +34,12 @@ def _ok(env: dict[str, str], *args: str) -> str:
     done = _serving(env, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def _versions_listed(url: str) -> list[int]:
+    """iris's versions as one worker lists them (a new connection each call)."""
+    versions: list[int] = httpx.get(f"{url}/models/iris", timeout=5).json()["versions"]
+    return versions
 
 
 def _wait_until_live(url: str, timeout_seconds: float = 60) -> None:
@@ -110,6 +117,12 @@ def test_train_push_promote_and_roll_back_against_a_running_server(tmp_path: Pat
         in_use = _serving(from_env, "delete-version", "iris", "1", "--url", server.url)
         unaliased = _ok(from_env, "delete-alias", "iris", "canary", "--url", server.url)
         deleted = _ok(from_env, "delete-version", "iris", "1", "--url", server.url)
+        # The deleting worker refreshes at once, the other at its next poll.
+        wait_until(
+            lambda: all(_versions_listed(server.url) == [2] for _ in range(4)),
+            "every worker to list iris without v1",
+            timeout_seconds=10,
+        )
         after_delete = _ok(from_env, "models", "--url", server.url)
         manifest = httpx.get(f"{server.url}/models/iris/versions/2", timeout=5).json()
 
