@@ -192,7 +192,7 @@ class _WithoutGoneSeries(Collector):
 
     def __init__(self, directory: Path) -> None:
         self._merged = CollectorRegistry()  # the collector re-reads the files on every scrape
-        MultiProcessCollector(self._merged, path=str(directory))  # type: ignore[no-untyped-call]
+        MultiProcessCollector(self._merged, path=str(directory))  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
     def collect(self) -> list[Metric]:
         families = list(self._merged.collect())
