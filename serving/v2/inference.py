@@ -4,12 +4,12 @@ Scoring goes through `Predictor.score`, so /v2 shares the version resolution, ca
 metrics and scorer (and any batching behind it) with /predict.
 """
 
-import zlib
 from dataclasses import dataclass
 
 import anyio
 
-from serving.core.errors import BodyTooLargeError, MalformedRequestError, TooManyRowsError
+from serving.core.errors import MalformedRequestError, TooManyRowsError
+from serving.dataplane.inflate import WBITS, inflate
 from serving.dataplane.inputs import VersionSpec
 from serving.dataplane.offload import decodes_inline
 from serving.dataplane.predictor import Predictor
@@ -18,8 +18,6 @@ from serving.v2.codec import InferenceRequest, decode_request, encode_response
 from serving.v2.signature import PREDICT_PROBA, check_outputs, output_names, output_tensors
 from serving.v2.signature import to_matrix as tensors_to_matrix
 from serving.v2.tensors import Tensor
-
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}  # deflate means zlib-wrapped
 
 
 @dataclass(frozen=True)
@@ -43,17 +41,9 @@ async def decode(
 
 
 def _inflate(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
-    """gzip or deflate, never inflated past `max_bytes` (a small body can inflate hugely)."""
-    if encoding not in _WBITS:
+    if encoding not in WBITS:
         raise MalformedRequestError(f"Content-Encoding {encoding!r} is not supported; use gzip")
-    inflater = zlib.decompressobj(_WBITS[encoding])
-    try:
-        inflated = inflater.decompress(body, max_bytes + 1)
-    except zlib.error as exc:
-        raise MalformedRequestError(f"body is not valid {encoding}: {exc}") from None
-    if len(inflated) > max_bytes:
-        raise BodyTooLargeError(f"inflated body is larger than {max_bytes} bytes")
-    return inflated
+    return inflate(body, encoding, max_bytes)
 
 
 async def infer(
