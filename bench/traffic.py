@@ -64,15 +64,11 @@ def _registry(root: Path, key: Ed25519PrivateKey) -> ModelStore:
         estimator = joblib.load(root / name / "1" / "model.joblib")
         names = store.read_manifest(name, 1).feature_names
         copy = prepare(estimator, name=name, signing_key=key, feature_names=names)
-        store.publish(
-            copy.manifest, copy.artifact, copy.signature, verify=True, compiled=copy.compiled
-        )
+        copy.publish_to(store)
         for alias, version in (("production", 1), ("canary", 2), ("candidate", 2)):
             store.set_alias(name, alias, version)
     broken = raising_iris(store, key)
-    version = store.publish(
-        broken.manifest, broken.artifact, broken.signature, verify=True, compiled=broken.compiled
-    )
+    version = broken.publish_to(store)
     store.set_alias("iris", "broken", version)
     return store
 

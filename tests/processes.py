@@ -58,6 +58,19 @@ def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def run_cli(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`serving ARGS…` as a user runs it, in the checkout, with the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "serving.cli", *args],
+        env=server_environment(env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @contextlib.contextmanager
 def running_server(
     env: Mapping[str, str], log_path: Path, *, workers: int = 2, ready: bool = True

@@ -75,13 +75,7 @@ def publish_traffic_versions(registry_dir: Path, key: Ed25519PrivateKey) -> Mode
         other_diabetes(store, key),
     ]
     for signed in versions:
-        store.publish(
-            signed.manifest,
-            signed.artifact,
-            signed.signature,
-            verify=True,
-            compiled=signed.compiled,
-        )
+        signed.publish_to(store)
     iris_aliases = {"production": 1, "canary": 2, "candidate": 3, "broken": 4, "unloadable": 5}
     for alias, version in iris_aliases.items():
         store.set_alias("iris", alias, version)

@@ -89,6 +89,12 @@ class SignedVersion:
     signature: bytes  # JSON of serving.repository.signing.Signature
     compiled: bytes | None = None
 
+    def publish_to(self, store: ModelStore) -> int:
+        """Verify, then store as the next version of its model; the new version's number."""
+        return store.publish(
+            self.manifest, self.artifact, self.signature, verify=True, compiled=self.compiled
+        )
+
 
 def compile_checked(
     estimator: Any, example: Sequence[float], check: CheckRows | None
@@ -176,9 +182,7 @@ def publish(
         profile_rows=profile_rows,
     )
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
-    return store.publish(
-        signed.manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
-    )
+    return signed.publish_to(store)
 
 
 def read_estimator(path: Path) -> Any:

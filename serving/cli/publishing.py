@@ -100,9 +100,7 @@ def push_file(args: argparse.Namespace) -> int:
         if isinstance(registry, RemoteRegistry):
             version = registry.upload(manifest, signed.artifact, signed.signature, signed.compiled)
         else:
-            version = registry.publish(
-                manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
-            )
+            version = signed.publish_to(registry)
         print(f"{args.name}: published v{version}")
         if args.promote:
             registry.set_alias(args.name, args.promote, version)

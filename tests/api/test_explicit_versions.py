@@ -19,13 +19,7 @@ def _publish_iris_versions(registry_dir: Path, key: Ed25519PrivateKey, count: in
     store = ModelStore(registry_dir, TrustedKeys([key.public_key()]))
     for _ in range(count):
         signed = signed_iris(registry_dir, key)
-        store.publish(
-            signed.manifest,
-            signed.artifact,
-            signed.signature,
-            verify=True,
-            compiled=signed.compiled,
-        )
+        signed.publish_to(store)
     return store
 
 

@@ -1,26 +1,12 @@
 """The CLI on a local registry refuses the names the API refuses, and then changes nothing."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.processes import REPO_ROOT, server_environment
+from tests.processes import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def _serving(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "serving.cli", *args],
-        env=server_environment(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -67,7 +53,7 @@ def test_a_refused_name_exits_non_zero_and_changes_nothing(
     }
     before = _snapshot(registry_dir)
 
-    done = _serving(env, *(arg.replace("{artifact}", str(artifact)) for arg in args))
+    done = run_cli(env, *(arg.replace("{artifact}", str(artifact)) for arg in args))
 
     assert done.returncode != 0, done.stdout
     assert done.stderr.startswith("error: "), done.stderr

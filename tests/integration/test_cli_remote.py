@@ -1,15 +1,13 @@
 """The CLI round trip against a real server: train, push, promote, roll back, list."""
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.processes import REPO_ROOT, running_server, server_environment
+from tests.processes import run_cli, running_server
 from tests.uploads import ADMIN_TOKEN
 from tests.waiting import wait_until
 
@@ -18,20 +16,8 @@ pytestmark = pytest.mark.slow
 _ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 
-def _serving(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "serving.cli", *args],
-        env=server_environment(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _ok(env: dict[str, str], *args: str) -> str:
-    done = _serving(env, *args)
+    done = run_cli(env, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -110,11 +96,11 @@ def test_train_push_promote_and_roll_back_against_a_running_server(tmp_path: Pat
         promoted = _ok(trainer, "promote", "iris", "2", *remote)
         _wait_until_served(server.url, 2)
         listed = _ok(trainer, "models", *remote)
-        refused = _serving(trainer, "promote", "iris", "1", "--url", server.url, "--token", "wrong")
+        refused = run_cli(trainer, "promote", "iris", "1", "--url", server.url, "--token", "wrong")
         # The token from the environment, kept off the command line.
         from_env = trainer | {"SERVING_ADMIN_TOKEN": ADMIN_TOKEN}
         canary = _ok(from_env, "promote", "iris", "1", "--alias", "canary", "--url", server.url)
-        in_use = _serving(from_env, "delete-version", "iris", "1", "--url", server.url)
+        in_use = run_cli(from_env, "delete-version", "iris", "1", "--url", server.url)
         unaliased = _ok(from_env, "delete-alias", "iris", "canary", "--url", server.url)
         deleted = _ok(from_env, "delete-version", "iris", "1", "--url", server.url)
         # The deleting worker refreshes at once, the other at its next poll.
@@ -158,7 +144,7 @@ def test_push_promote_and_roll_back_on_a_local_registry(tmp_path: Path) -> None:
     pushed = _ok(env, "push", artifact, "--name", "iris", "--promote", "production")
     rolled = _ok(env, "rollback", "iris")
     listed = _ok(env, "models")
-    missing = _serving(env, "push", str(tmp_path / "nothing.joblib"), "--name", "iris")
+    missing = run_cli(env, "push", str(tmp_path / "nothing.joblib"), "--name", "iris")
     rows = tmp_path / "rows.csv"
     rows.write_text("a,b,c,d\n5.1,3.5,1.4,0.2\n6.0,2.2,5.0,1.5\n7.7,3.0,6.1,2.3\n")
     _ok(env, "push", artifact, "--name", "iris", "--data", str(rows))

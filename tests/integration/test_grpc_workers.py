@@ -45,9 +45,7 @@ def registry_with_iris_v2(
     shutil.copytree(trained_registry, root)
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
     signed = signed_iris(trained_registry, signing_key)
-    store.publish(
-        signed.manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
-    )
+    signed.publish_to(store)
     store.set_alias("iris", "production", 1)
     return root
 

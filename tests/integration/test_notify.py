@@ -26,9 +26,7 @@ _NO_POLL = 3600.0  # only a notice can make the app reload within a test
 def _publish_v2(registry_dir: Path, key: Ed25519PrivateKey) -> ModelStore:
     store = ModelStore(registry_dir, TrustedKeys([key.public_key()]))
     signed = signed_iris(registry_dir, key)
-    store.publish(
-        signed.manifest, signed.artifact, signed.signature, verify=True, compiled=signed.compiled
-    )
+    signed.publish_to(store)
     store.set_alias("iris", "production", 1)
     return store
 

@@ -69,13 +69,7 @@ def shared_registry(tmp_path: Path, trained_registry: Path, signing_key: Ed25519
     store = ModelStore(root, TrustedKeys([signing_key.public_key()]))
     for _ in range(3):
         signed = signed_iris(trained_registry, signing_key)
-        store.publish(
-            signed.manifest,
-            signed.artifact,
-            signed.signature,
-            verify=True,
-            compiled=signed.compiled,
-        )
+        signed.publish_to(store)
     store.set_alias("iris", "production", 1)
     return root
 

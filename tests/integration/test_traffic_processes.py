@@ -5,8 +5,6 @@ reaches every worker of both replicas within 2 seconds, and a routing key lands 
 same version in every worker of every replica, the one this test process computes too.
 """
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -19,7 +17,7 @@ import orjson
 import pytest
 
 from serving.registry.traffic import choose_alias
-from tests.processes import REPO_ROOT, ServerProcess, running_server, server_environment
+from tests.processes import ServerProcess, run_cli, running_server
 from tests.traffic_versions import IRIS_ROWS
 from tests.uploads import ADMIN_TOKEN
 
@@ -27,18 +25,6 @@ pytestmark = pytest.mark.slow
 
 _BOUND_SECONDS = 2.0
 _VERSIONS = {"production": 1, "canary": 2}
-
-
-def _serving(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "serving.cli", *args],
-        env=server_environment(env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _events(server: ServerProcess, event: str) -> list[dict[str, Any]]:
@@ -131,7 +117,7 @@ def test_a_split_reaches_every_worker_and_keys_stick_across_replicas(
     workers = _workers(replicas)
     weights = {"production": 50, "canary": 50}
 
-    done = _serving(
+    done = run_cli(
         environment,
         *("traffic", "iris", "production=50", "canary=50", "--shadow", "canary"),
         *("--url", replicas[0].url, "--token", ADMIN_TOKEN),
@@ -156,7 +142,7 @@ def test_the_cli_on_the_shared_folder_clears_the_split_everywhere_and_refuses_ba
     replicas: list[ServerProcess], environment: dict[str, str], traffic_registry: Path
 ) -> None:
     workers = _workers(replicas)
-    set_up = _serving(environment, "traffic", "iris", "production=10", "canary=90")
+    set_up = run_cli(environment, "traffic", "iris", "production=10", "canary=90")
     assert set_up.returncode == 0, set_up.stderr
     written = (traffic_registry / "iris" / "traffic.json").stat().st_mtime
     split = {"production": 10, "canary": 90}
@@ -170,13 +156,13 @@ def test_the_cli_on_the_shared_folder_clears_the_split_everywhere_and_refuses_ba
         ["production=100", "--shadow", "nosuch"],
         [],
     ):
-        done = _serving(environment, "traffic", "iris", *refused)
+        done = run_cli(environment, "traffic", "iris", *refused)
         assert done.returncode != 0, refused
         assert done.stderr.startswith(("error:", "usage:")), done.stderr
         assert (traffic_registry / "iris" / "traffic.json").read_bytes() == stored
 
     started = time.time()
-    cleared = _serving(environment, "traffic", "iris", "--clear")
+    cleared = run_cli(environment, "traffic", "iris", "--clear")
     exited = time.time()
 
     assert cleared.returncode == 0, cleared.stderr
